@@ -1,0 +1,7 @@
+//! One module per page: the component and the server fns it calls.
+
+pub mod auth;
+pub mod dashboard;
+pub mod not_found;
+pub mod sections;
+pub mod settings;

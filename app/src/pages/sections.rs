@@ -1,0 +1,71 @@
+//! Sections of the product whose features arrive in later releases. Each says
+//! what it will hold and what to do meanwhile, rather than showing fake data.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+fn EmptyState(
+    title: &'static str,
+    holds: &'static str,
+    start: &'static str,
+    #[prop(optional)] children: Option<Children>,
+) -> impl IntoView {
+    view! {
+        <Title text=title />
+        <h1>{title}</h1>
+        <section class="empty-state">
+            <p class="lead">{holds}</p>
+            <p>{start}</p>
+            {children.map(|c| c())}
+        </section>
+    }
+}
+
+#[component]
+pub fn WorkflowsPage() -> impl IntoView {
+    view! {
+        <EmptyState
+            title="Workflows"
+            holds="Your event-to-action workflows: a trigger, conditions on the event and the customer, waits, A/B splits and actions such as a unique discount offer, an alert to customer service or a webhook."
+            start="No workflows yet. The canvas designer is not part of this version; workflows will be drawn here."
+        >
+            <p class="muted">"Meanwhile, invite the people who will build them in " <a href="/settings">"Settings"</a> "."</p>
+        </EmptyState>
+    }
+}
+
+#[component]
+pub fn SourcesPage() -> impl IntoView {
+    view! {
+        <EmptyState
+            title="Sources"
+            holds="The shops, banks and apps that send events to Nudge, each with its own signed webhook URL, field mapping and counters of accepted, duplicate and rejected events."
+            start="No sources yet. Webhook ingestion is not part of this version; sources will be created here."
+        >
+            <p class="muted">"Senders will sign requests with HMAC-SHA256, the way Stripe signs its webhooks."</p>
+        </EmptyState>
+    }
+}
+
+#[component]
+pub fn EventsPage() -> impl IntoView {
+    view! {
+        <EmptyState
+            title="Events"
+            holds="Every event received, filterable by source, event name, customer and time, with its raw payload."
+            start="No events yet: events arrive once a source is connected."
+        />
+    }
+}
+
+#[component]
+pub fn AlertsPage() -> impl IntoView {
+    view! {
+        <EmptyState
+            title="Alerts"
+            holds="The customer-service inbox: alerts raised by workflows, to acknowledge and resolve."
+            start="No alerts yet: workflows with an alert action raise them."
+        />
+    }
+}

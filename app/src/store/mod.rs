@@ -1,0 +1,159 @@
+//! Storage: one `Db` over SQLite (embedded default) or Postgres, chosen by URL.
+//! Queries are written once with `$n` placeholders, which both drivers accept.
+
+pub mod api_keys;
+pub mod sessions;
+pub mod users;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to whichever concrete pool `$db` holds,
+/// so one query text serves both backends.
+#[macro_export]
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs an `execute` on whichever pool `$db` holds; evaluates to the number of rows affected.
+#[macro_export]
+macro_rules! execute {
+    ($db:expr, $query:expr) => {
+        $crate::with_pool!($db, p => $query.execute(p).await.map(|done| done.rows_affected()))
+    };
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and applies the migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url).context("Parsing the Postgres URL.")?;
+            Db::connect_postgres(opts).await?
+        } else if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url).context("Parsing the SQLite URL.")?;
+            Db::connect_sqlite(opts).await?
+        } else {
+            anyhow::bail!("unsupported database URL '{url}': use sqlite://PATH or postgres://…");
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    pub async fn connect_sqlite(opts: SqliteConnectOptions) -> anyhow::Result<Db> {
+        let opts = opts
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Every acknowledged write must survive power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await
+            .context("Opening the SQLite database.")?;
+        Ok(Db::Sqlite(pool))
+    }
+
+    pub async fn connect_postgres(opts: PgConnectOptions) -> anyhow::Result<Db> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await
+            .context("Connecting to Postgres.")?;
+        Ok(Db::Postgres(pool))
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Db::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await,
+            Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await,
+        }
+        .context("Applying database migrations.")
+    }
+
+    /// `sqlite` or `postgres`, for status pages.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        with_pool!(self, p => sqlx::query("select 1").execute(p).await.map(|_| ()))
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, p => p.close().await)
+    }
+}
+
+/// Unix milliseconds now. Storage keeps every time as integer milliseconds
+/// so both backends decode the same Rust type.
+pub fn now_ms() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
+}
+
+/// A new time-ordered id (UUID v7), so that keyset pagination by id is also by creation time.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Clamps a requested page size to 1..=200, default 50.
+pub fn page_limit(limit: Option<i64>) -> i64 {
+    limit.unwrap_or(50).clamp(1, 200)
+}
+
+/// Throw-away databases for tests: a fresh SQLite file, and a fresh Postgres
+/// schema when `TEST_POSTGRES_URL` is set, so tests never see each other's rows.
+pub mod testing {
+    use super::Db;
+    use anyhow::Context;
+    use sqlx::postgres::PgConnectOptions;
+    use sqlx::sqlite::SqliteConnectOptions;
+    use std::str::FromStr;
+
+    pub async fn sqlite() -> anyhow::Result<Db> {
+        let path = std::env::temp_dir().join(format!("nudge-test-{}.db", uuid::Uuid::new_v4().simple()));
+        let db = Db::connect_sqlite(SqliteConnectOptions::new().filename(&path)).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    pub async fn postgres(url: &str) -> anyhow::Result<Db> {
+        let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(url).await.context("Connecting to the test Postgres.")?;
+        sqlx::query(&format!("create schema {schema}")).execute(&admin).await?;
+        admin.close().await;
+        let opts = PgConnectOptions::from_str(url)?.options([("search_path", schema.as_str())]);
+        let db = Db::connect_postgres(opts).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Every backend to test against: SQLite always, Postgres when configured.
+    pub async fn all() -> Vec<Db> {
+        let mut dbs = vec![sqlite().await.expect("a temporary SQLite database")];
+        if let Some(url) = std::env::var("TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
+            dbs.push(postgres(&url).await.expect("TEST_POSTGRES_URL is set but Postgres cannot be used"));
+        }
+        dbs
+    }
+}

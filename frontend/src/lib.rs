@@ -1,0 +1,8 @@
+//! The browser half of Nudge: hydrates the server-rendered page.
+//! Everything else lives in the `app` crate, shared with the server.
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

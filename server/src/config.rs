@@ -1,0 +1,102 @@
+//! Command line and environment configuration. The doc comments are the `--help` text.
+
+use app::model::Role;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Nudge: real-time customer engagement. Events in, actions out, in milliseconds.
+#[derive(Debug, Parser)]
+#[command(name = "nudge", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Address to serve HTTP on.
+    #[arg(long, env = "NUDGE_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    pub addr: SocketAddr,
+    /// Database URL: `sqlite://PATH` or `postgres://USER@HOST/DB`. Default: SQLite at DATA_DIR/nudge.db.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Folder for the embedded database and other local state; created on first start.
+    #[arg(long, env = "NUDGE_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    /// Log output: `pretty` for people, `json` for log collectors.
+    #[arg(long, env = "NUDGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    pub log_format: LogFormat,
+    /// The URL users reach Nudge at, e.g. https://nudge.example.com. When it is https,
+    /// session cookies are marked Secure; its origin is accepted by the CSRF check.
+    #[arg(long, env = "NUDGE_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Hours of inactivity after which a browser session ends.
+    #[arg(long, env = "NUDGE_SESSION_TTL_HOURS", default_value_t = 168, global = true)]
+    pub session_ttl_hours: u32,
+    /// Folder with the compiled site (JS, WASM, CSS), as built by cargo-leptos.
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site", global = true)]
+    pub site_root: String,
+}
+
+impl Config {
+    /// The database URL, defaulting to SQLite in the data folder (created here).
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .map_err(|err| anyhow::anyhow!("cannot create the data folder {}: {err}", self.data_dir.display()))?;
+        Ok(format!("sqlite://{}", self.data_dir.join("nudge.db").display()))
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web UI, the API and the webhooks (the default).
+    Serve,
+    /// Manage users from the command line.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Manage API keys from the command line.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin user (the first one on a headless install).
+    Create {
+        /// The admin's email address.
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key and print it once.
+    Create {
+        /// A name to recognise the key by, e.g. "shop backend".
+        #[arg(long)]
+        name: String,
+        /// What the key may do: admin, editor or viewer.
+        #[arg(long, default_value = "viewer")]
+        role: Role,
+    },
+}

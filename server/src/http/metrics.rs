@@ -1,0 +1,106 @@
+//! Prometheus metrics kept in memory: HTTP requests by route and status, and a
+//! latency histogram by route. Rendered in the text exposition format.
+
+use crate::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Metrics {
+    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        {
+            let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+            *requests.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
+        }
+        let mut latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let h = latency.entry(route.to_string()).or_default();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += seconds;
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP nudge_http_requests_total HTTP requests by method, route and status.\n");
+        out.push_str("# TYPE nudge_http_requests_total counter\n");
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for ((method, route, status), n) in &requests {
+            let _ = writeln!(
+                out,
+                "nudge_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
+        }
+        out.push_str("# HELP nudge_http_request_duration_seconds HTTP request latency by route.\n");
+        out.push_str("# TYPE nudge_http_request_duration_seconds histogram\n");
+        let latency = self.latency.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for (route, h) in &latency {
+            let route = escape(route);
+            for (bound, n) in BUCKETS.iter().zip(h.counts.iter()) {
+                let _ = writeln!(out, "nudge_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}");
+            }
+            let _ = writeln!(out, "nudge_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "nudge_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
+            let _ = writeln!(out, "nudge_http_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
+        }
+        out
+    }
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Records every routed request under its route pattern (never the raw path,
+/// so ids in paths cannot blow up the number of series).
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "other".into());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let res = next.run(req).await;
+    state.metrics.observe(&method, &route, res.status().as_u16(), start.elapsed().as_secs_f64());
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_histogram_buckets() {
+        let m = Metrics::default();
+        m.observe("GET", "/healthz", 200, 0.0007);
+        m.observe("GET", "/healthz", 200, 0.02);
+        m.observe("POST", "/api/v1/users", 422, 0.003);
+        let text = m.render();
+        assert!(text.contains("nudge_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2"));
+        assert!(text.contains("nudge_http_requests_total{method=\"POST\",route=\"/api/v1/users\",status=\"422\"} 1"));
+        assert!(text.contains("nudge_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.001\"} 1"));
+        assert!(text.contains("nudge_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.025\"} 2"));
+        assert!(text.contains("nudge_http_request_duration_seconds_count{route=\"/healthz\"} 2"));
+    }
+}

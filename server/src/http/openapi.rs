@@ -1,0 +1,42 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations.
+
+use super::api;
+use super::error::ErrorBody;
+use crate::AppState;
+use axum::routing::get;
+use axum::Router;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Nudge API", description = "Real-time customer engagement. Authenticate with `Authorization: Bearer <api key>` (create keys in Settings) or a browser session. Errors are `{ \"error\", \"detail\" }`. Lists take `?limit=&cursor=` and return `next_cursor`."),
+    paths(
+        api::me, api::status,
+        api::list_users, api::create_user, api::update_user, api::delete_user,
+        api::list_api_keys, api::create_api_key, api::revoke_api_key,
+    ),
+    components(schemas(ErrorBody, app::model::Role)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []), ("session" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+                utoipa::openapi::security::ApiKeyValue::new("nudge_session"),
+            )),
+        );
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
+}

@@ -1,0 +1,75 @@
+//! Nudge's HTTP server: `router(state)` assembles the UI (Leptos SSR and server
+//! fns), the REST API, health and metrics, and the security layers around them.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+
+use app::service::Ctx;
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use std::sync::Arc;
+
+/// Everything a request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub ctx: Ctx,
+    pub leptos: LeptosOptions,
+    pub metrics: Arc<http::metrics::Metrics>,
+    pub settings: Arc<Settings>,
+}
+
+/// Server settings that handlers and layers consult.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Mark session cookies Secure (served over https).
+    pub secure_cookies: bool,
+    /// The public origin (scheme://host[:port]) accepted by the CSRF check, besides the Host header's.
+    pub public_origin: Option<String>,
+    pub session_ttl_hours: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { secure_cookies: false, public_origin: None, session_ttl_hours: 168 }
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+impl FromRef<AppState> for Ctx {
+    fn from_ref(state: &AppState) -> Self {
+        state.ctx.clone()
+    }
+}
+
+impl AppState {
+    pub fn new(ctx: Ctx, leptos: LeptosOptions, settings: Settings) -> Self {
+        AppState { ctx, leptos, metrics: Arc::new(http::metrics::Metrics::default()), settings: Arc::new(settings) }
+    }
+}
+
+/// Leptos options for serving the compiled site from `site_root`, without
+/// needing cargo-leptos' environment (which overrides these when present).
+pub fn leptos_options(site_root: &str) -> LeptosOptions {
+    let mut opts = leptos::config::get_configuration(None).map(|c| c.leptos_options).unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "Leptos configuration from the environment is unusable; using defaults.");
+        LeptosOptions::builder().output_name("nudge").build()
+    });
+    if opts.output_name.is_empty() {
+        opts.output_name = "nudge".into();
+    }
+    if std::env::var_os("LEPTOS_SITE_ROOT").is_none() {
+        opts.site_root = site_root.into();
+    }
+    if std::env::var_os("LEPTOS_ENV").is_none() && !cfg!(debug_assertions) {
+        opts.env = leptos::config::Env::PROD;
+    }
+    opts
+}
+
+pub use http::router;

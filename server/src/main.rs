@@ -1,0 +1,131 @@
+//! The `nudge` binary: parse the configuration, then serve or run a CLI command.
+
+use anyhow::Context;
+use app::service::Ctx;
+use app::store::Db;
+use clap::Parser;
+use server::config::{AdminCommand, ApiKeyCommand, Cli, Command, Config, LogFormat};
+use server::{cli, AppState, Settings};
+use std::time::Duration;
+use tower_sessions::ExpiredDeletion;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Cli { command, config } = Cli::parse();
+    init_tracing(config.log_format);
+    let url = config.database_url()?;
+    let db = Db::connect(&url).await.with_context(|| format!("Opening the database ({}).", redact(&url)))?;
+    let ctx = Ctx::new(db.clone());
+    let result = match command {
+        None | Some(Command::Serve) => serve(config, ctx).await,
+        Some(Command::Admin(AdminCommand::Create { email, password_stdin: _ })) => {
+            cli::admin_create(&ctx, &email, std::io::stdin().lock()).await
+        }
+        Some(Command::ApiKey(ApiKeyCommand::Create { name, role })) => cli::api_key_create(&ctx, &name, role).await,
+    };
+    db.close().await;
+    result
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("NUDGE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn,leptos_axum=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Pretty => builder.compact().init(),
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
+    let public_origin = config.public_url.as_deref().map(|u| {
+        let u = u.trim_end_matches('/');
+        match u.find("://").and_then(|i| u[i + 3..].find('/').map(|j| i + 3 + j)) {
+            Some(path_start) => u[..path_start].to_string(),
+            None => u.to_string(),
+        }
+    });
+    let settings =
+        Settings { secure_cookies: config.secure_cookies(), public_origin, session_ttl_hours: config.session_ttl_hours };
+    let state = AppState::new(ctx.clone(), server::leptos_options(&config.site_root), settings);
+
+    // Expired sessions are deleted hourly; loading one already ignores it.
+    let store = app::store::sessions::DbSessionStore::new(ctx.db.clone());
+    let cleanup = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            if let Err(err) = store.delete_expired().await {
+                tracing::warn!(error = %err, "Deleting expired sessions failed.");
+            }
+        }
+    });
+
+    let app = server::router(state);
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("Listening on {}.", config.addr))?;
+    tracing::info!(addr = %config.addr, database = ctx.db.backend(), "Nudge is serving on http://{}.", config.addr);
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("Serving HTTP.")?;
+    cleanup.abort();
+    tracing::info!("Nudge stopped.");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "Cannot listen for Ctrl-C.");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "Cannot listen for SIGTERM.");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("Shutting down: finishing requests in flight.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn database_passwords_are_redacted_from_messages() {
+        assert_eq!(redact("postgres://nudge:secret@db/nudge"), "postgres://nudge:***@db/nudge");
+        assert_eq!(redact("postgres://postgres@127.0.0.1/test"), "postgres://postgres@127.0.0.1/test");
+        assert_eq!(redact("sqlite://./data/nudge.db"), "sqlite://./data/nudge.db");
+    }
+}
