@@ -41,9 +41,7 @@ pub async fn current_actor() -> AppResult<Option<Actor>> {
 
 /// The logged-in actor, or 401.
 pub async fn actor() -> AppResult<Actor> {
-    current_actor()
-        .await?
-        .ok_or_else(|| AppError::Unauthorized("Your session has ended; log in again.".into()))
+    current_actor().await?.ok_or_else(|| AppError::Unauthorized("Your session has ended; log in again.".into()))
 }
 
 /// Starts a fresh session for `user_id` (a new id, against fixation).
@@ -59,4 +57,27 @@ pub async fn client_address() -> Option<String> {
     use axum::extract::ConnectInfo;
     use std::net::SocketAddr;
     leptos_axum::extract::<ConnectInfo<SocketAddr>>().await.ok().map(|ConnectInfo(addr)| addr.ip().to_string())
+}
+
+/// Runs a server fn body and gives its error the HTTP status it deserves
+/// (401, 403, 422, …) instead of the default 500, so logs and proxies see
+/// failures for what they are.
+pub async fn respond<T>(body: impl std::future::Future<Output = AppResult<T>>) -> AppResult<T> {
+    let result = body.await;
+    if let Err(err) = &result {
+        if let (Some(opts), Ok(status)) =
+            (use_context::<leptos_axum::ResponseOptions>(), axum::http::StatusCode::from_u16(err.status()))
+        {
+            opts.set_status(status);
+        }
+        if let AppError::TooManyRequests { retry_after_secs, .. } = err {
+            if let (Some(opts), Ok(v)) = (
+                use_context::<leptos_axum::ResponseOptions>(),
+                axum::http::HeaderValue::from_str(&retry_after_secs.to_string()),
+            ) {
+                opts.insert_header(axum::http::header::RETRY_AFTER, v);
+            }
+        }
+    }
+    result
 }

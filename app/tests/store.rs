@@ -70,7 +70,8 @@ async fn api_keys_are_found_by_hash_until_revoked() {
         assert!(matches!(wrong, AppError::Unauthorized(_)), "{backend}");
 
         // The secret itself is not stored anywhere.
-        let stored: Vec<String> = app::with_pool!(&db, p => sqlx::query_scalar("select key_hash from api_key").fetch_all(p).await).unwrap();
+        let stored: Vec<String> =
+            app::with_pool!(&db, p => sqlx::query_scalar("select key_hash from api_key").fetch_all(p).await).unwrap();
         assert_eq!(stored, vec![service::auth::hash_api_key(&created.secret)]);
 
         service::api_keys::revoke(&ctx, &Actor::system(), &created.api_key.api_key_id).await.unwrap();
@@ -114,7 +115,8 @@ async fn sessions_persist_expire_and_are_deleted() {
         store.create(&mut old).await.unwrap();
         assert!(store.load(&old.id).await.unwrap().is_none(), "{backend}: expired sessions never load");
         store.delete_expired().await.unwrap();
-        let left: i64 = app::with_pool!(&db, p => sqlx::query_scalar("select count(*) from session").fetch_one(p).await).unwrap();
+        let left: i64 =
+            app::with_pool!(&db, p => sqlx::query_scalar("select count(*) from session").fetch_one(p).await).unwrap();
         assert_eq!(left, 1, "{backend}");
 
         store.delete(&live.id).await.unwrap();
@@ -129,7 +131,8 @@ async fn roles_are_enforced_by_the_service_layer() {
         let ctx = Ctx::new(db.clone());
         let admin = service::auth::setup_first_admin(&ctx, "Admin@Example.com", "correct horse battery").await.unwrap();
         assert_eq!(admin.email, "admin@example.com", "emails are stored lower-case");
-        let new = service::users::NewUser { email: "viewer@example.com", password: "viewer password 1", role: Role::Viewer };
+        let new =
+            service::users::NewUser { email: "viewer@example.com", password: "viewer password 1", role: Role::Viewer };
         let viewer_user = service::users::create(&ctx, &Actor::system(), new).await.unwrap();
         let viewer = service::auth::actor_for_user(&ctx, &viewer_user.user_id).await.unwrap().unwrap();
         assert_eq!(viewer.role, Role::Viewer);

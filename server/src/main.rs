@@ -60,8 +60,11 @@ async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
             None => u.to_string(),
         }
     });
-    let settings =
-        Settings { secure_cookies: config.secure_cookies(), public_origin, session_ttl_hours: config.session_ttl_hours };
+    let settings = Settings {
+        secure_cookies: config.secure_cookies(),
+        public_origin,
+        session_ttl_hours: config.session_ttl_hours,
+    };
     let state = AppState::new(ctx.clone(), server::leptos_options(&config.site_root), settings);
 
     // Expired sessions are deleted hourly; loading one already ignores it.
@@ -77,9 +80,8 @@ async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     });
 
     let app = server::router(state);
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .with_context(|| format!("Listening on {}.", config.addr))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.addr).await.with_context(|| format!("Listening on {}.", config.addr))?;
     tracing::info!(addr = %config.addr, database = ctx.db.backend(), "Nudge is serving on http://{}.", config.addr);
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())

@@ -25,11 +25,13 @@ pub fn PasswordInput(
     #[prop(default = "current-password")] autocomplete: &'static str,
 ) -> impl IntoView {
     let visible = RwSignal::new(false);
+    let id = format!("field-{name}");
     view! {
-        <label>
-            {label}
+        <div class="field">
+            <label for=id.clone()>{label}</label>
             <span class="password-field">
                 <input
+                    id=id
                     type=move || if visible.get() { "text" } else { "password" }
                     name=name
                     required
@@ -44,6 +46,6 @@ pub fn PasswordInput(
                     {move || if visible.get() { "Hide" } else { "Show" }}
                 </button>
             </span>
-        </label>
+        </div>
     }
 }

@@ -10,31 +10,40 @@ use leptos_router::hooks::use_query_map;
 /// The logged-in caller, or `None`.
 #[server]
 pub async fn whoami() -> Result<Option<Me>, AppError> {
-    Ok(crate::web::current_actor().await?.map(|a| a.me()))
+    crate::web::respond(async move { Ok(crate::web::current_actor().await?.map(|a| a.me())) }).await
 }
 
 #[server]
 pub async fn setup_admin(email: String, password: String, password_confirm: String) -> Result<(), AppError> {
-    if password != password_confirm {
-        return Err(AppError::invalid("password_confirm", "The two passwords differ."));
-    }
-    let ctx = crate::web::ctx()?;
-    let user = crate::service::auth::setup_first_admin(&ctx, &email, &password).await?;
-    crate::web::start_session(&user.user_id).await
+    crate::web::respond(async move {
+        if password != password_confirm {
+            return Err(AppError::invalid("password_confirm", "The two passwords differ."));
+        }
+        let ctx = crate::web::ctx()?;
+        let user = crate::service::auth::setup_first_admin(&ctx, &email, &password).await?;
+        crate::web::start_session(&user.user_id).await
+    })
+    .await
 }
 
 #[server]
 pub async fn login(email: String, password: String) -> Result<(), AppError> {
-    let ctx = crate::web::ctx()?;
-    let address = crate::web::client_address().await;
-    let user = crate::service::auth::login(&ctx, &email, &password, address.as_deref()).await?;
-    crate::web::start_session(&user.user_id).await
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let address = crate::web::client_address().await;
+        let user = crate::service::auth::login(&ctx, &email, &password, address.as_deref()).await?;
+        crate::web::start_session(&user.user_id).await
+    })
+    .await
 }
 
 #[server]
 pub async fn logout() -> Result<(), AppError> {
-    let session = crate::web::session().await?;
-    session.flush().await.map_err(crate::web::session_error)
+    crate::web::respond(async move {
+        let session = crate::web::session().await?;
+        session.flush().await.map_err(crate::web::session_error)
+    })
+    .await
 }
 
 /// A same-site path to return to after login; anything else becomes `/`.

@@ -7,9 +7,12 @@ use leptos_meta::Title;
 
 #[server]
 pub async fn installation_status() -> Result<SystemStatus, AppError> {
-    let ctx = crate::web::ctx()?;
-    let actor = crate::web::actor().await?;
-    crate::service::system_status(&ctx, &actor).await
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        crate::service::system_status(&ctx, &actor).await
+    })
+    .await
 }
 
 #[component]

@@ -14,60 +14,88 @@ fn parse_role(role: &str) -> Result<Role, AppError> {
 
 #[server]
 pub async fn change_password(current_password: String, new_password: String) -> Result<(), AppError> {
-    let ctx = crate::web::ctx()?;
-    let actor = crate::web::actor().await?;
-    crate::service::auth::change_password(&ctx, &actor, &current_password, &new_password).await
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        crate::service::auth::change_password(&ctx, &actor, &current_password, &new_password).await
+    })
+    .await
 }
 
 #[server]
 pub async fn list_users(cursor: Option<String>) -> Result<Page<User>, AppError> {
-    let ctx = crate::web::ctx()?;
-    let actor = crate::web::actor().await?;
-    crate::service::users::list(&ctx, &actor, cursor.as_deref(), Some(200)).await
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        crate::service::users::list(&ctx, &actor, cursor.as_deref(), Some(200)).await
+    })
+    .await
 }
 
 #[server]
 pub async fn create_user(email: String, password: String, role: String) -> Result<User, AppError> {
-    let ctx = crate::web::ctx()?;
-    let actor = crate::web::actor().await?;
-    let role = parse_role(&role)?;
-    crate::service::users::create(&ctx, &actor, crate::service::users::NewUser { email: &email, password: &password, role })
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        let role = parse_role(&role)?;
+        crate::service::users::create(
+            &ctx,
+            &actor,
+            crate::service::users::NewUser { email: &email, password: &password, role },
+        )
         .await
+    })
+    .await
 }
 
 #[server]
 pub async fn set_user_role(user_id: String, role: String) -> Result<User, AppError> {
-    let ctx = crate::web::ctx()?;
-    let actor = crate::web::actor().await?;
-    crate::service::users::set_role(&ctx, &actor, &user_id, parse_role(&role)?).await
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        crate::service::users::set_role(&ctx, &actor, &user_id, parse_role(&role)?).await
+    })
+    .await
 }
 
 #[server]
 pub async fn delete_user(user_id: String) -> Result<(), AppError> {
-    let ctx = crate::web::ctx()?;
-    let actor = crate::web::actor().await?;
-    crate::service::users::delete(&ctx, &actor, &user_id).await
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        crate::service::users::delete(&ctx, &actor, &user_id).await
+    })
+    .await
 }
 
 #[server]
 pub async fn list_api_keys(cursor: Option<String>) -> Result<Page<ApiKey>, AppError> {
-    let ctx = crate::web::ctx()?;
-    let actor = crate::web::actor().await?;
-    crate::service::api_keys::list(&ctx, &actor, cursor.as_deref(), Some(200)).await
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        crate::service::api_keys::list(&ctx, &actor, cursor.as_deref(), Some(200)).await
+    })
+    .await
 }
 
 #[server]
 pub async fn create_api_key(name: String, role: String) -> Result<CreatedApiKey, AppError> {
-    let ctx = crate::web::ctx()?;
-    let actor = crate::web::actor().await?;
-    crate::service::api_keys::create(&ctx, &actor, &name, parse_role(&role)?).await
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        crate::service::api_keys::create(&ctx, &actor, &name, parse_role(&role)?).await
+    })
+    .await
 }
 
 #[server]
 pub async fn revoke_api_key(api_key_id: String) -> Result<(), AppError> {
-    let ctx = crate::web::ctx()?;
-    let actor = crate::web::actor().await?;
-    crate::service::api_keys::revoke(&ctx, &actor, &api_key_id).await
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        crate::service::api_keys::revoke(&ctx, &actor, &api_key_id).await
+    })
+    .await
 }
 
 /// Unix milliseconds as `YYYY-MM-DD HH:MM` UTC, computed without a clock crate.

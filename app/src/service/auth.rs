@@ -64,7 +64,8 @@ pub async fn hash_password(password: &str) -> AppResult<String> {
 /// one anyway so that unknown and known accounts take the same time.
 async fn verify_password(password: &str, stored: Option<String>) -> bool {
     // A valid argon2id hash of a random string nobody knows.
-    const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$bm9ib2R5a25vd3N0aGlz$2kZP6WcXFh0r1XxGk9xDQH3n3Kq1zQf7yVqQm3v9Vt0";
+    const DUMMY: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$bm9ib2R5a25vd3N0aGlz$2kZP6WcXFh0r1XxGk9xDQH3n3Kq1zQf7yVqQm3v9Vt0";
     let password = password.to_owned();
     let known = stored.is_some();
     let stored = stored.unwrap_or_else(|| DUMMY.to_string());
@@ -150,14 +151,15 @@ pub async fn actor_for_api_key(ctx: &Ctx, secret: &str) -> AppResult<Actor> {
     if let Err(err) = store::api_keys::touch(&ctx.db, &row.api_key_id).await {
         tracing::warn!(api_key_id = %row.api_key_id, error = %err, "Recording API key use failed.");
     }
-    Ok(Actor { principal: Principal::ApiKey { api_key_id: row.api_key_id.clone(), name: row.name.clone() }, role: row.role() })
+    Ok(Actor {
+        principal: Principal::ApiKey { api_key_id: row.api_key_id.clone(), name: row.name.clone() },
+        role: row.role(),
+    })
 }
 
 /// Changes the caller's own password after checking the current one.
 pub async fn change_password(ctx: &Ctx, actor: &Actor, current: &str, new: &str) -> AppResult<()> {
-    let user_id = actor
-        .user_id()
-        .ok_or_else(|| AppError::Forbidden("API keys have no password.".into()))?;
+    let user_id = actor.user_id().ok_or_else(|| AppError::Forbidden("API keys have no password.".into()))?;
     let row = store::users::find_by_id(&ctx.db, user_id)
         .await?
         .ok_or_else(|| AppError::Unauthorized("Your account no longer exists.".into()))?;

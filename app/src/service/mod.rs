@@ -49,8 +49,14 @@ pub struct Actor {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    User { user_id: String, email: String },
-    ApiKey { api_key_id: String, name: String },
+    User {
+        user_id: String,
+        email: String,
+    },
+    ApiKey {
+        api_key_id: String,
+        name: String,
+    },
     /// The command line on the server itself, which has the database anyway.
     System,
 }
@@ -66,11 +72,7 @@ impl Actor {
         if self.role >= role {
             Ok(())
         } else {
-            Err(AppError::Forbidden(format!(
-                "This needs the {} role; you are {}.",
-                role.as_str(),
-                self.role.as_str()
-            )))
+            Err(AppError::Forbidden(format!("This needs the {} role; you are {}.", role.as_str(), self.role.as_str())))
         }
     }
 
@@ -89,13 +91,20 @@ impl Actor {
             Principal::ApiKey { api_key_id, name } => {
                 Me { kind: "api_key".into(), id: api_key_id.clone(), name: name.clone(), role: self.role }
             }
-            Principal::System => Me { kind: "system".into(), id: String::new(), name: "command line".into(), role: self.role },
+            Principal::System => {
+                Me { kind: "system".into(), id: String::new(), name: "command line".into(), role: self.role }
+            }
         }
     }
 }
 
 /// Builds a page from up to `limit + 1` rows: the extra row only says there is more.
-pub(crate) fn paginate<R, T>(mut rows: Vec<R>, limit: i64, id: impl Fn(&R) -> String, map: impl Fn(&R) -> T) -> Page<T> {
+pub(crate) fn paginate<R, T>(
+    mut rows: Vec<R>,
+    limit: i64,
+    id: impl Fn(&R) -> String,
+    map: impl Fn(&R) -> T,
+) -> Page<T> {
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if more { rows.last().map(&id) } else { None };

@@ -35,9 +35,8 @@ pub async fn create(ctx: &Ctx, actor: &Actor, new: NewUser<'_>) -> AppResult<Use
 /// Changes a user's role; the last admin cannot be demoted.
 pub async fn set_role(ctx: &Ctx, actor: &Actor, user_id: &str, role: Role) -> AppResult<User> {
     actor.require(Role::Admin)?;
-    let row = store::users::find_by_id(&ctx.db, user_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("No such user.".into()))?;
+    let row =
+        store::users::find_by_id(&ctx.db, user_id).await?.ok_or_else(|| AppError::NotFound("No such user.".into()))?;
     if row.role() == Role::Admin && role != Role::Admin && store::users::count_admins(&ctx.db).await? <= 1 {
         return Err(AppError::Conflict("This is the last admin; make another user admin first.".into()));
     }
@@ -51,9 +50,8 @@ pub async fn delete(ctx: &Ctx, actor: &Actor, user_id: &str) -> AppResult<()> {
     if actor.user_id() == Some(user_id) {
         return Err(AppError::Conflict("You cannot remove your own account.".into()));
     }
-    let row = store::users::find_by_id(&ctx.db, user_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("No such user.".into()))?;
+    let row =
+        store::users::find_by_id(&ctx.db, user_id).await?.ok_or_else(|| AppError::NotFound("No such user.".into()))?;
     if row.role() == Role::Admin && store::users::count_admins(&ctx.db).await? <= 1 {
         return Err(AppError::Conflict("This is the last admin.".into()));
     }

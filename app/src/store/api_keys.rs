@@ -49,9 +49,17 @@ pub async fn insert(db: &Db, key: NewApiKey<'_>) -> sqlx::Result<ApiKeyRow> {
     let now = now_ms();
     let sql = "insert into api_key (api_key_id, name, role, prefix, key_hash, created_by, created_at) \
                values ($1, $2, $3, $4, $5, $6, $7)";
-    execute!(db, sqlx::query(sql)
-        .bind(key.api_key_id).bind(key.name).bind(key.role.as_str()).bind(key.prefix)
-        .bind(key.key_hash).bind(key.created_by).bind(now))?;
+    execute!(
+        db,
+        sqlx::query(sql)
+            .bind(key.api_key_id)
+            .bind(key.name)
+            .bind(key.role.as_str())
+            .bind(key.prefix)
+            .bind(key.key_hash)
+            .bind(key.created_by)
+            .bind(now)
+    )?;
     Ok(ApiKeyRow {
         api_key_id: key.api_key_id.to_string(),
         name: key.name.to_string(),
@@ -89,7 +97,8 @@ pub async fn revoke(db: &Db, api_key_id: &str) -> sqlx::Result<bool> {
 /// Records use, at most about once a minute per key, so reads stay cheap.
 pub async fn touch(db: &Db, api_key_id: &str) -> sqlx::Result<()> {
     let now = now_ms();
-    let sql = "update api_key set last_used_at = $1 where api_key_id = $2 and (last_used_at is null or last_used_at < $3)";
+    let sql =
+        "update api_key set last_used_at = $1 where api_key_id = $2 and (last_used_at is null or last_used_at < $3)";
     execute!(db, sqlx::query(sql).bind(now).bind(api_key_id).bind(now - 60_000))?;
     Ok(())
 }

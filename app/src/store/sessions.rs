@@ -32,8 +32,7 @@ impl SessionStore for DbSessionStore {
             let expires = record.expiry_date.unix_timestamp();
             let sql = "insert into session (session_id, data, expires_at) values ($1, $2, $3) on conflict (session_id) do nothing";
             let id = record.id.to_string();
-            let done = execute!(&self.db, sqlx::query(sql).bind(&id).bind(&data).bind(expires))
-                .map_err(backend)?;
+            let done = execute!(&self.db, sqlx::query(sql).bind(&id).bind(&data).bind(expires)).map_err(backend)?;
             if done == 1 {
                 return Ok(());
             }
@@ -56,7 +55,8 @@ impl SessionStore for DbSessionStore {
         let sql = "select data, expires_at from session where session_id = $1 and expires_at > $2";
         let id = session_id.to_string();
         let row: Option<(String, i64)> =
-            with_pool!(&self.db, p => sqlx::query_as(sql).bind(&id).bind(now).fetch_optional(p).await).map_err(backend)?;
+            with_pool!(&self.db, p => sqlx::query_as(sql).bind(&id).bind(now).fetch_optional(p).await)
+                .map_err(backend)?;
         let Some((data, expires)) = row else { return Ok(None) };
         let data = serde_json::from_str(&data).map_err(|e| Error::Decode(e.to_string()))?;
         let expiry_date =
@@ -66,8 +66,7 @@ impl SessionStore for DbSessionStore {
 
     async fn delete(&self, session_id: &Id) -> Result<()> {
         let id = session_id.to_string();
-        execute!(&self.db, sqlx::query("delete from session where session_id = $1").bind(&id))
-            .map_err(backend)?;
+        execute!(&self.db, sqlx::query("delete from session where session_id = $1").bind(&id)).map_err(backend)?;
         Ok(())
     }
 }
@@ -76,8 +75,7 @@ impl SessionStore for DbSessionStore {
 impl ExpiredDeletion for DbSessionStore {
     async fn delete_expired(&self) -> Result<()> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        execute!(&self.db, sqlx::query("delete from session where expires_at <= $1").bind(now))
-            .map_err(backend)?;
+        execute!(&self.db, sqlx::query("delete from session where expires_at <= $1").bind(now)).map_err(backend)?;
         Ok(())
     }
 }

@@ -56,11 +56,7 @@ impl FromRequestParts<AppState> for ApiActor {
             return Ok(ApiActor(auth::actor_for_api_key(&state.ctx, secret).await?));
         }
         let unauthorized = || {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Send `Authorization: Bearer <api key>` or log in.",
-            )
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Send `Authorization: Bearer <api key>` or log in.")
         };
         let session = Session::from_request_parts(parts, state).await.map_err(|_| unauthorized())?;
         let user_id: Option<String> =

@@ -12,7 +12,8 @@ use tower_sessions::Session;
 /// Refuses cookie-authenticated, state-changing requests that a browser made
 /// from another site. Cookies are SameSite=Lax too; this is the second line.
 pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) || req.uri().path().starts_with("/hooks/") {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) || req.uri().path().starts_with("/hooks/")
+    {
         return next.run(req).await;
     }
     let headers = req.headers();
@@ -37,8 +38,12 @@ pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Re
     };
     if refused {
         tracing::warn!(path = %req.uri().path(), host = %host, "Cross-site request refused.");
-        return ApiError::new(StatusCode::FORBIDDEN, "csrf", "Cross-site request refused: the Origin does not match this site.")
-            .into_response();
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "Cross-site request refused: the Origin does not match this site.",
+        )
+        .into_response();
     }
     next.run(req).await
 }

@@ -19,7 +19,9 @@ async fn healthz() -> impl IntoResponse {
 /// The database answers.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.ctx.db.ping().await {
-        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ready", "database": state.ctx.db.backend() }))),
+        Ok(()) => {
+            (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ready", "database": state.ctx.db.backend() })))
+        }
         Err(err) => {
             tracing::warn!(error = %err, "Readiness check failed: database unreachable.");
             (

@@ -1,0 +1,89 @@
+# Nudge — two commands: `make run` and `make test`. Each installs what is missing.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := run
+
+CARGO_LEPTOS_VERSION := 0.3.11
+# Must equal the wasm-bindgen crate version pinned in Cargo.toml.
+WASM_BINDGEN_VERSION := 0.2.130
+# cargo-leptos 0.3.11's own lockfile needs rustc 1.96 to build; only the tool uses it.
+TOOL_TOOLCHAIN := 1.96.0
+TEST_POSTGRES_URL ?=
+
+# wasm-opt (binaryen, from npm) and the cargo tools are looked up on PATH.
+export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+# The same value cargo-leptos sets, so plain cargo commands share its build cache.
+export LEPTOS_OUTPUT_NAME := nudge
+export TEST_POSTGRES_URL
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test tools tool-rust tool-cargo-leptos tool-wasm-bindgen tool-chromium tool-npm \
+        fmt-check clippy rust-test build-release e2e clean-data
+
+## Build (release) and serve on http://127.0.0.1:3000, SQLite in ./data.
+run: tools
+	cargo leptos serve --release
+
+## Everything CI checks: format, lints, Rust tests (SQLite, and Postgres when
+## TEST_POSTGRES_URL is set), the release build and the Playwright browser tests.
+test: tools fmt-check clippy rust-test build-release e2e
+	@echo "make test: all green"
+
+tools: tool-rust tool-cargo-leptos tool-wasm-bindgen tool-chromium tool-npm
+
+tool-rust:
+	@command -v rustup >/dev/null || { echo "rustup is required: https://rustup.rs"; exit 1; }
+	@rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
+	@rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+tool-cargo-leptos:
+	@if ! cargo leptos --version 2>/dev/null | grep -q "$(CARGO_LEPTOS_VERSION)"; then \
+	  echo "Installing cargo-leptos $(CARGO_LEPTOS_VERSION) (about 15 minutes, once)"; \
+	  rustup toolchain install $(TOOL_TOOLCHAIN) --profile minimal; \
+	  cd /tmp && CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+	    cargo +$(TOOL_TOOLCHAIN) install cargo-leptos --version $(CARGO_LEPTOS_VERSION) --locked; \
+	fi
+
+tool-wasm-bindgen:
+	@if ! wasm-bindgen --version 2>/dev/null | grep -q "$(WASM_BINDGEN_VERSION)"; then \
+	  echo "Installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (about 5 minutes, once)"; \
+	  cd /tmp && CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+	    cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
+	fi
+
+tool-chromium:
+	@if ! [ -x /usr/bin/chromium ]; then \
+	  echo "Installing Debian's Chromium for the browser tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; \
+	fi
+
+tool-npm: end2end/node_modules/.installed
+
+end2end/node_modules/.installed: end2end/package.json end2end/package-lock.json
+	cd end2end && npm ci --no-audit --no-fund
+	touch $@
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy -p app -p server --all-targets --features app/ssr -- -D warnings
+	cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+
+rust-test:
+	@if [ -n "$(TEST_POSTGRES_URL)" ]; then echo "Rust tests on SQLite and Postgres ($(TEST_POSTGRES_URL))"; \
+	  else echo "Rust tests on SQLite (set TEST_POSTGRES_URL to add Postgres)"; fi
+	cargo test -p app --features ssr
+	cargo test -p server
+
+build-release:
+	cargo leptos build --release
+	@ls -l target/site/pkg/nudge.wasm | awk '{ printf "wasm size: %d bytes\n", $$5 }'
+
+e2e: build-release
+	cd end2end && CI=$${CI:-} npx playwright test
+
+## Forget the local database (asks first).
+clean-data:
+	@read -p "Delete ./data and everything in it? [y/N] " a && [ "$$a" = y ] && rm -rf data || true
