@@ -1,6 +1,7 @@
 //! The storage suite: every test runs on SQLite, and on Postgres when
 //! TEST_POSTGRES_URL is set, each on a fresh database or schema.
 #![cfg(feature = "ssr")]
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
 
 use app::error::AppError;
 use app::model::Role;

@@ -92,6 +92,7 @@ test("an admin creates an API key, sees it once, and it authenticates the API", 
   });
   expect(denied.status()).toBe(403);
 
+  page.once("dialog", (dialog) => dialog.accept());
   await keys.getByRole("button", { name: "Revoke" }).click();
   await expect(keys.locator("tbody")).toContainText("revoked");
   const after = await request.get("/api/v1/me", { headers: { Authorization: `Bearer ${secret}` } });

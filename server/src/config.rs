@@ -100,3 +100,32 @@ pub enum ApiKeyCommand {
         role: Role,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent_and_documents_its_environment() {
+        Cli::command().debug_assert();
+        let help = Cli::command().render_long_help().to_string();
+        for env in ["NUDGE_ADDR", "DATABASE_URL", "NUDGE_DATA_DIR", "NUDGE_LOG_FORMAT", "NUDGE_PUBLIC_URL"] {
+            assert!(help.contains(env), "--help mentions {env}");
+        }
+        let cli = Cli::try_parse_from(["nudge", "api-key", "create", "--name", "ci", "--role", "editor"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::ApiKey(ApiKeyCommand::Create { role: Role::Editor, .. }))));
+        assert!(Cli::try_parse_from(["nudge", "api-key", "create", "--name", "ci", "--role", "owner"]).is_err());
+        let cli = Cli::try_parse_from(["nudge", "serve", "--addr", "0.0.0.0:8080"]).unwrap();
+        assert_eq!(cli.config.addr.port(), 8080);
+    }
+
+    #[test]
+    fn https_public_url_makes_cookies_secure_and_sqlite_is_the_default() {
+        let mut cli = Cli::try_parse_from(["nudge", "--data-dir", "/tmp/nudge-config-test"]).unwrap();
+        assert!(!cli.config.secure_cookies());
+        assert_eq!(cli.config.database_url().unwrap(), "sqlite:///tmp/nudge-config-test/nudge.db");
+        cli.config.public_url = Some("https://nudge.example.com".into());
+        assert!(cli.config.secure_cookies());
+    }
+}

@@ -2,6 +2,8 @@
 //! login redirects, API authentication and roles, CSRF, throttling, probes.
 //! Every test runs on SQLite, and on Postgres when TEST_POSTGRES_URL is set.
 
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
+
 use app::model::Role;
 use app::service::{self, Actor, Ctx};
 use app::store::{testing, Db};

@@ -49,3 +49,41 @@ pub fn PasswordInput(
         </div>
     }
 }
+
+/// Asks the browser to confirm a destructive click; cancels the submit if not.
+pub fn confirm_click(message: &'static str) -> impl Fn(leptos::ev::MouseEvent) + Clone + 'static {
+    move |ev: leptos::ev::MouseEvent| {
+        let confirmed = web_sys::window().map(|w| w.confirm_with_message(message).unwrap_or(false)).unwrap_or(true);
+        if !confirmed {
+            ev.prevent_default();
+        }
+    }
+}
+
+/// Clears a form each time `succeeded` turns true (an action's latest result is Ok).
+pub fn reset_on_success(succeeded: impl Fn() -> bool + 'static, form: NodeRef<leptos::html::Form>) {
+    Effect::new(move |_| {
+        if succeeded() {
+            if let Some(form) = form.get_untracked() {
+                form.reset();
+            }
+        }
+    });
+}
+
+/// A button that copies `text` to the clipboard and says so.
+#[component]
+pub fn CopyButton(text: String) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let on_click = move |_| {
+        if let Some(window) = web_sys::window() {
+            let _promise = window.navigator().clipboard().write_text(&text);
+            copied.set(true);
+        }
+    };
+    view! {
+        <button type="button" class="small" on:click=on_click>
+            {move || if copied.get() { "Copied" } else { "Copy" }}
+        </button>
+    }
+}

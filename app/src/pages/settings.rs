@@ -1,6 +1,6 @@
 //! Settings: your account, and for admins the users and API keys.
 
-use crate::components::forms::{ErrorNote, PasswordInput};
+use crate::components::forms::{confirm_click, reset_on_success, CopyButton, ErrorNote, PasswordInput};
 use crate::error::AppError;
 use crate::model::{ApiKey, CreatedApiKey, Page, Role, User};
 use crate::pages::auth::whoami;
@@ -170,11 +170,13 @@ pub fn SettingsPage() -> impl IntoView {
 #[component]
 fn AccountSection() -> impl IntoView {
     let change = ServerAction::<ChangePassword>::new();
+    let form = NodeRef::<leptos::html::Form>::new();
+    reset_on_success(move || matches!(change.value().get(), Some(Ok(_))), form);
     let error = Signal::derive(move || change.value().get().and_then(Result::err));
     view! {
         <section class="card">
             <h2>"Your password"</h2>
-            <ActionForm action=change attr:class="inline-form">
+            <ActionForm action=change node_ref=form attr:class="inline-form">
                 <PasswordInput name="current_password" label="Current password" />
                 <PasswordInput name="new_password" label="New password" autocomplete="new-password" />
                 <button type="submit" disabled=move || change.pending().get()>
@@ -192,6 +194,8 @@ fn AccountSection() -> impl IntoView {
 #[component]
 fn UsersSection(my_id: String) -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
+    let create_form = NodeRef::<leptos::html::Form>::new();
+    reset_on_success(move || matches!(create.value().get(), Some(Ok(_))), create_form);
     let set_role = ServerAction::<SetUserRole>::new();
     let delete = ServerAction::<DeleteUser>::new();
     let users = Resource::new(
@@ -253,7 +257,11 @@ fn UsersSection(my_id: String) -> impl IntoView {
                                                                     view! {
                                                                         <ActionForm action=delete attr:class="row-form">
                                                                             <input type="hidden" name="user_id" value=uid />
-                                                                            <button type="submit" class="small danger">
+                                                                            <button
+                                                                                type="submit"
+                                                                                class="small danger"
+                                                                                on:click=confirm_click("Remove this user? They will no longer be able to log in.")
+                                                                            >
                                                                                 "Remove"
                                                                             </button>
                                                                         </ActionForm>
@@ -274,7 +282,7 @@ fn UsersSection(my_id: String) -> impl IntoView {
                 })}
             </Transition>
             <h3>"Add a user"</h3>
-            <ActionForm action=create attr:class="inline-form">
+            <ActionForm action=create node_ref=create_form attr:class="inline-form">
                 <label>"Email" <input type="email" name="email" required /></label>
                 <PasswordInput name="password" label="Initial password" autocomplete="new-password" />
                 <label>"Role" <RoleSelect /></label>
@@ -291,6 +299,8 @@ fn UsersSection(my_id: String) -> impl IntoView {
 #[component]
 fn ApiKeysSection() -> impl IntoView {
     let create = ServerAction::<CreateApiKey>::new();
+    let create_form = NodeRef::<leptos::html::Form>::new();
+    reset_on_success(move || matches!(create.value().get(), Some(Ok(_))), create_form);
     let revoke = ServerAction::<RevokeApiKey>::new();
     let keys = Resource::new(move || (create.version().get(), revoke.version().get()), |_| list_api_keys(None));
     let error = Signal::derive(move || {
@@ -315,7 +325,10 @@ fn ApiKeysSection() -> impl IntoView {
                                 <p>
                                     <strong>"Copy this key now: it will not be shown again."</strong>
                                 </p>
-                                <code class="secret">{created.secret}</code>
+                                <div class="secret-row">
+                                    <code class="secret">{created.secret.clone()}</code>
+                                    <CopyButton text=created.secret />
+                                </div>
                             </div>
                         }
                     })
@@ -361,7 +374,11 @@ fn ApiKeysSection() -> impl IntoView {
                                                                 view! {
                                                                     <ActionForm action=revoke attr:class="row-form">
                                                                         <input type="hidden" name="api_key_id" value=k.api_key_id.clone() />
-                                                                        <button type="submit" class="small danger">
+                                                                        <button
+                                                                            type="submit"
+                                                                            class="small danger"
+                                                                            on:click=confirm_click("Revoke this key? Clients using it stop working at once.")
+                                                                        >
                                                                             "Revoke"
                                                                         </button>
                                                                     </ActionForm>
@@ -383,7 +400,7 @@ fn ApiKeysSection() -> impl IntoView {
                 })}
             </Transition>
             <h3>"Create a key"</h3>
-            <ActionForm action=create attr:class="inline-form">
+            <ActionForm action=create node_ref=create_form attr:class="inline-form">
                 <label>"Name" <input type="text" name="name" required placeholder="shop backend" /></label>
                 <label>"Role" <RoleSelect /></label>
                 <button type="submit" disabled=move || create.pending().get()>

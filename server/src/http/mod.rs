@@ -61,6 +61,8 @@ pub fn router(state: AppState) -> Router {
                         .latency_unit(tower_http::LatencyUnit::Micros),
                 ),
         )
+        // gzip/brotli for pages and the wasm bundle; event streams are left alone.
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
