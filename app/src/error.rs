@@ -21,6 +21,13 @@ pub enum AppError {
     Invalid { field: Option<String>, detail: String },
     #[error("{0}")]
     Conflict(String),
+    /// A request that cannot be read (e.g. malformed JSON).
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{detail}")]
     TooManyRequests { detail: String, retry_after_secs: u64 },
     /// Something failed on our side; the cause is logged, never sent.
@@ -44,6 +51,9 @@ impl AppError {
             AppError::NotFound(_) => "not_found",
             AppError::Invalid { .. } => "invalid_input",
             AppError::Conflict(_) => "conflict",
+            AppError::Malformed(_) => "bad_request",
+            AppError::TooLarge(_) => "payload_too_large",
+            AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::TooManyRequests { .. } => "too_many_requests",
             AppError::Internal => "internal",
             AppError::Transport(_) => "transport",
@@ -57,6 +67,9 @@ impl AppError {
             AppError::NotFound(_) => 404,
             AppError::Invalid { .. } => 422,
             AppError::Conflict(_) => 409,
+            AppError::Malformed(_) => 400,
+            AppError::TooLarge(_) => 413,
+            AppError::UnsupportedMediaType(_) => 415,
             AppError::TooManyRequests { .. } => 429,
             AppError::Internal => 500,
             AppError::Transport(_) => 502,

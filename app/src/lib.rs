@@ -3,6 +3,7 @@
 
 pub mod components;
 pub mod error;
+pub mod ingest;
 pub mod model;
 pub mod pages;
 #[cfg(feature = "ssr")]

@@ -117,3 +117,104 @@ pub struct SystemStatus {
     pub users: i64,
     pub api_keys: i64,
 }
+
+pub use crate::ingest::mapping::{Mapping, ProfileField};
+
+/// A sender of events (a shop, a bank, an app) with its webhook and mapping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Source {
+    pub source_id: String,
+    pub name: String,
+    /// URL-safe and unique; the webhook is `POST /hooks/{slug}`.
+    pub slug: String,
+    pub enabled: bool,
+    pub mapping: Mapping,
+    /// The signing secret, masked (`whsec_…1a2b`); the full secret is shown only on creation and rotation.
+    pub secret_hint: String,
+    /// While set, the secret before the last rotation is still accepted, until this time.
+    pub previous_secret_until: Option<i64>,
+    pub accepted_count: i64,
+    pub duplicate_count: i64,
+    pub rejected_count: i64,
+    pub last_event_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A source together with its full signing secret: only in the answers of
+/// create and rotate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SourceWithSecret {
+    pub source: Source,
+    /// Sign each request with it: `Nudge-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+    pub secret: String,
+}
+
+/// An accepted event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Event {
+    /// Nudge's id (time-ordered).
+    pub event_id: String,
+    pub source_id: String,
+    /// The sender's event id (the value at the mapped event-id path).
+    pub external_id: String,
+    pub name: String,
+    pub customer_id: String,
+    /// Unix milliseconds: the mapped timestamp, or the receive time.
+    pub occurred_at: i64,
+    pub received_at: i64,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub payload: serde_json::Value,
+}
+
+/// A customer's profile, built from the events that name them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Customer {
+    pub customer_id: String,
+    /// Attributes set by the sources' profile mappings.
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub attributes: serde_json::Value,
+    pub first_seen_at: i64,
+    pub last_seen_at: i64,
+    pub event_count: i64,
+}
+
+/// A customer with the latest events of their timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct CustomerDetail {
+    pub customer: Customer,
+    /// Newest first, at most 100.
+    pub events: Vec<Event>,
+}
+
+/// A received event that could not be mapped, kept for replay once the mapping is fixed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct DeadLetter {
+    pub dead_letter_id: String,
+    pub source_id: String,
+    pub received_at: i64,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub payload: serde_json::Value,
+    /// Why it was rejected, naming the path that failed.
+    pub reason: String,
+    pub replayed_at: Option<i64>,
+    /// The event it became when replayed.
+    pub replayed_event_id: Option<String>,
+}
+
+/// Filters of the events explorer and `GET /api/v1/events`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventFilter {
+    pub source: Option<String>,
+    pub name: Option<String>,
+    pub customer: Option<String>,
+    /// Received at or after (unix ms).
+    pub from: Option<i64>,
+    /// Received before (unix ms).
+    pub to: Option<i64>,
+}

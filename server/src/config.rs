@@ -36,6 +36,18 @@ pub struct Config {
     /// Hours of inactivity after which a browser session ends.
     #[arg(long, env = "NUDGE_SESSION_TTL_HOURS", default_value_t = 168, global = true)]
     pub session_ttl_hours: u32,
+    /// Largest webhook body accepted, in bytes (larger: 413).
+    #[arg(long, env = "NUDGE_INGEST_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub ingest_max_body_bytes: usize,
+    /// Most events in one webhook batch (more: 413).
+    #[arg(long, env = "NUDGE_INGEST_MAX_BATCH", default_value_t = 500, global = true)]
+    pub ingest_max_batch: usize,
+    /// Events per second each source may send before getting 429 (bursts of two seconds' worth); 0 = no limit.
+    #[arg(long, env = "NUDGE_INGEST_RATE_LIMIT", default_value_t = 100_000, global = true)]
+    pub ingest_rate_limit: u32,
+    /// Hours a sender's event id is remembered for dropping duplicates.
+    #[arg(long, env = "NUDGE_DEDUPE_RETENTION_HOURS", default_value_t = 168, global = true)]
+    pub dedupe_retention_hours: u32,
     /// Folder with the compiled site (JS, WASM, CSS), as built by cargo-leptos.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site", global = true)]
     pub site_root: String,
@@ -50,6 +62,14 @@ impl Config {
         std::fs::create_dir_all(&self.data_dir)
             .map_err(|err| anyhow::anyhow!("cannot create the data folder {}: {err}", self.data_dir.display()))?;
         Ok(format!("sqlite://{}", self.data_dir.join("nudge.db").display()))
+    }
+
+    pub fn ingest_limits(&self) -> app::service::ingest::IngestLimits {
+        app::service::ingest::IngestLimits {
+            max_body_bytes: self.ingest_max_body_bytes,
+            max_batch_events: self.ingest_max_batch.max(1),
+            events_per_second: self.ingest_rate_limit,
+        }
     }
 
     pub fn secure_cookies(&self) -> bool {

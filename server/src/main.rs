@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(config.log_format);
     let url = config.database_url()?;
     let db = Db::connect(&url).await.with_context(|| format!("Opening the database ({}).", redact(&url)))?;
-    let ctx = Ctx::new(db.clone());
+    let ctx = Ctx::with_limits(db.clone(), config.ingest_limits());
     let result = match command {
         None | Some(Command::Serve) => serve(config, ctx).await,
         Some(Command::Admin(AdminCommand::Create { email, password_stdin: _ })) => {
@@ -79,6 +79,21 @@ async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
         }
     });
 
+    // Sender event ids older than the retention window are forgotten.
+    let retention_ms = i64::from(config.dedupe_retention_hours) * 3_600_000;
+    let prune_db = ctx.db.clone();
+    let prune = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            match app::store::events::prune_dedupe(&prune_db, app::store::now_ms() - retention_ms).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "Pruned expired dedupe keys."),
+                Err(err) => tracing::warn!(error = %err, "Pruning dedupe keys failed."),
+            }
+        }
+    });
+
     let app = server::router(state);
     let listener =
         tokio::net::TcpListener::bind(config.addr).await.with_context(|| format!("Listening on {}.", config.addr))?;
@@ -88,6 +103,7 @@ async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
         .await
         .context("Serving HTTP.")?;
     cleanup.abort();
+    prune.abort();
     tracing::info!("Nudge stopped.");
     Ok(())
 }

@@ -3,6 +3,10 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod events;
+pub mod ingest;
+pub mod signature;
+pub mod sources;
 pub mod throttle;
 pub mod users;
 
@@ -17,14 +21,29 @@ use std::sync::Arc;
 pub struct Ctx {
     pub db: Db,
     pub throttle: Arc<throttle::LoginThrottle>,
+    pub ingestor: ingest::Ingestor,
+    pub rate: Arc<ingest::RateLimiter>,
+    pub ingest_limits: Arc<ingest::IngestLimits>,
     /// Cache of "at least one user exists"; once true it stays true (the last
     /// admin cannot be deleted), so the check costs a query only before set-up.
     setup_done: Arc<AtomicBool>,
 }
 
 impl Ctx {
+    /// Builds the context and starts the ingest writer; call inside a tokio runtime.
     pub fn new(db: Db) -> Self {
-        Ctx { db, throttle: Arc::new(throttle::LoginThrottle::default()), setup_done: Arc::new(AtomicBool::new(false)) }
+        Ctx::with_limits(db, ingest::IngestLimits::default())
+    }
+
+    pub fn with_limits(db: Db, limits: ingest::IngestLimits) -> Self {
+        Ctx {
+            ingestor: ingest::Ingestor::start(db.clone()),
+            db,
+            throttle: Arc::new(throttle::LoginThrottle::default()),
+            rate: Arc::new(ingest::RateLimiter::default()),
+            ingest_limits: Arc::new(limits),
+            setup_done: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// True until the first admin exists.

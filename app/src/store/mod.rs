@@ -2,7 +2,9 @@
 //! Queries are written once with `$n` placeholders, which both drivers accept.
 
 pub mod api_keys;
+pub mod events;
 pub mod sessions;
+pub mod sources;
 pub mod users;
 
 use anyhow::Context;
@@ -156,4 +158,11 @@ pub mod testing {
         }
         dbs
     }
+}
+
+/// The smallest UUID v7 text of a millisecond: ids compare like their times.
+pub fn uuid_v7_floor(ms: i64) -> String {
+    let ms = ms.clamp(0, (1 << 48) - 1) as u64;
+    let hex = format!("{ms:012x}");
+    format!("{}-{}-7000-8000-000000000000", &hex[..8], &hex[8..12])
 }

@@ -4,6 +4,7 @@ pub mod api;
 pub mod error;
 pub mod guard;
 pub mod health;
+pub mod hooks;
 pub mod metrics;
 pub mod openapi;
 
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(openapi::routes())
+        .merge(hooks::routes())
         .nest("/api/v1", api::routes())
         .leptos_routes_with_context(
             &state,
