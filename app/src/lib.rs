@@ -21,9 +21,11 @@ use leptos_router::path;
 use pages::{
     auth::{LoginPage, SetupPage},
     dashboard::DashboardPage,
+    events::{CustomerPage, EventsPage},
     not_found::NotFound,
-    sections::{AlertsPage, EventsPage, SourcesPage, WorkflowsPage},
+    sections::{AlertsPage, WorkflowsPage},
     settings::SettingsPage,
+    sources::{SourceDetailPage, SourcesPage},
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -69,7 +71,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=DashboardPage />
                     <Route path=path!("workflows") view=WorkflowsPage />
                     <Route path=path!("sources") view=SourcesPage />
+                    <Route path=path!("sources/:slug") view=SourceDetailPage />
                     <Route path=path!("events") view=EventsPage />
+                    <Route path=path!("customers/:id") view=CustomerPage />
                     <Route path=path!("alerts") view=AlertsPage />
                     <Route path=path!("settings") view=SettingsPage />
                 </ParentRoute>

@@ -1,16 +1,11 @@
-import { expect, test, type Page } from "@playwright/test";
+import { expect, test } from "@playwright/test";
+import { admin, hydrated } from "./helpers";
 
 // One story, in order, against a fresh server: the first admin is created,
 // logs out, mistypes the password, logs in and reaches the dashboard.
 test.describe.configure({ mode: "serial" });
 
-const email = "admin@example.com";
-const password = "correct horse battery staple";
-
-/** Server-rendered buttons exist before the wasm hydrates; a click then is lost. */
-async function hydrated(page: Page) {
-  await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
-}
+const { email, password } = admin;
 
 test("a new installation sends the browser to set-up and creates the admin", async ({ page }) => {
   await page.goto("/");

@@ -141,6 +141,13 @@ async fn a_fresh_install_leads_to_setup_then_to_login() {
         let dash = send(&app, get("/").header(header::COOKIE, &cookie).body(Body::empty()).unwrap()).await;
         assert_eq!(dash.status, StatusCode::OK);
         assert!(dash.body.contains("Getting started") && dash.body.contains("Workflows"));
+        // Every page renders completely on the server (a panic would cut the stream short).
+        for (path, marker) in [("/events", "No events yet"), ("/sources", "No sources yet"), ("/settings", "API keys")]
+        {
+            let page = send(&app, get(path).header(header::COOKIE, &cookie).body(Body::empty()).unwrap()).await;
+            assert_eq!(page.status, StatusCode::OK, "{path}");
+            assert!(page.body.contains(marker), "{path} renders its content: {}", page.body);
+        }
 
         // Logged out: pages lead to the login, remembering where to return.
         let out = call::<Logout>(&app, &[], Some(&cookie)).await;

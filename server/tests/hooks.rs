@@ -421,3 +421,54 @@ async fn events_are_filtered_by_source_name_customer_and_time_and_paged() {
         );
     }
 }
+
+/// Reads the stream until `needle` appears (or gives up after 5 s).
+async fn read_until(body: &mut Body, needle: &str) -> String {
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !seen.contains(needle) {
+        let frame = tokio::time::timeout_at(deadline, body.frame()).await.expect("the stream delivers in time");
+        let frame = frame.expect("the stream is open").unwrap();
+        if let Ok(data) = frame.into_data() {
+            seen.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn accepted_events_stream_live_to_subscribers_as_whole_objects() {
+    for db in testing::all().await {
+        let app = app(&db);
+        let (_, secret) = shop(&app, &db).await;
+        let viewer = key(&db, Role::Viewer).await;
+
+        let unauthenticated = send(&app, Request::get("/api/v1/stream").body(Body::empty()).unwrap()).await;
+        assert_eq!(unauthenticated.status, StatusCode::UNAUTHORIZED);
+        let bad = api(&app, Method::GET, "/api/v1/stream?topics=gossip", &viewer, None).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert!(bad.json["detail"].as_str().unwrap().contains("events"));
+
+        let req = Request::get("/api/v1/stream?topics=events")
+            .header(header::AUTHORIZATION, format!("Bearer {viewer}"))
+            .body(Body::empty())
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(res.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/event-stream"));
+        let mut body = res.into_body();
+        read_until(&mut body, "event: ready").await;
+
+        assert_eq!(
+            send(&app, hook("shop", &secret, &cart("live-1", "c-live").to_string())).await.status,
+            StatusCode::ACCEPTED
+        );
+        let text = read_until(&mut body, "live-1").await;
+        let line = text.lines().find(|l| l.starts_with("data:") && l.contains("live-1")).unwrap();
+        let event: Value = serde_json::from_str(line.trim_start_matches("data:").trim()).unwrap();
+        assert_eq!(event["external_id"], "live-1");
+        assert_eq!(event["customer_id"], "c-live");
+        assert_eq!(event["payload"]["cart_value"], 80);
+        assert!(text.contains("event: events") && text.contains("\nid: "), "{text}");
+    }
+}

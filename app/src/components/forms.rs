@@ -73,11 +73,11 @@ pub fn reset_on_success(succeeded: impl Fn() -> bool + 'static, form: NodeRef<le
 
 /// A button that copies `text` to the clipboard and says so.
 #[component]
-pub fn CopyButton(text: String) -> impl IntoView {
+pub fn CopyButton(#[prop(into)] text: Signal<String>) -> impl IntoView {
     let copied = RwSignal::new(false);
     let on_click = move |_| {
         if let Some(window) = web_sys::window() {
-            let _promise = window.navigator().clipboard().write_text(&text);
+            let _promise = window.navigator().clipboard().write_text(&text.get_untracked());
             copied.set(true);
         }
     };

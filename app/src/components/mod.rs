@@ -1,4 +1,5 @@
 //! Reusable pieces of UI.
 
 pub mod forms;
+pub mod live;
 pub mod shell;

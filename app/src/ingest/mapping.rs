@@ -32,6 +32,27 @@ pub struct ProfileField {
     pub path: String,
 }
 
+/// Reads profile fields written one per line as `attribute = path`.
+pub fn parse_profile_lines(text: &str) -> Result<Vec<ProfileField>, String> {
+    let mut fields = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (attribute, path) = line
+            .split_once('=')
+            .ok_or_else(|| format!("line {}: write `attribute = path`, e.g. email = $.customer.email", n + 1))?;
+        fields.push(ProfileField { attribute: attribute.trim().to_string(), path: path.trim().to_string() });
+    }
+    Ok(fields)
+}
+
+/// The inverse of `parse_profile_lines`.
+pub fn profile_lines(fields: &[ProfileField]) -> String {
+    fields.iter().map(|f| format!("{} = {}", f.attribute, f.path)).collect::<Vec<_>>().join("\n")
+}
+
 /// One step of a parsed path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
@@ -420,6 +441,15 @@ mod tests {
         assert_eq!(got.occurred_at, Some(1_700_000_000_000));
         assert_eq!(got.profile["email"], "test@example.com");
         assert_eq!(sample["data"]["items"][0]["sku"], "example first_sku");
+    }
+
+    #[test]
+    fn profile_lines_round_trip_and_bad_lines_are_named() {
+        let fields = parse_profile_lines("email = $.customer.email\n\n tier=$.customer.tier ").unwrap();
+        assert_eq!(fields.len(), 2);
+        assert_eq!(fields[1], ProfileField { attribute: "tier".into(), path: "$.customer.tier".into() });
+        assert_eq!(parse_profile_lines(&profile_lines(&fields)).unwrap(), fields);
+        assert!(parse_profile_lines("email\n").unwrap_err().starts_with("line 1"));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 pub mod auth;
 pub mod dashboard;
+pub mod events;
 pub mod not_found;
 pub mod sections;
 pub mod settings;
+pub mod sources;

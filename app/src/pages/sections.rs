@@ -36,30 +36,6 @@ pub fn WorkflowsPage() -> impl IntoView {
 }
 
 #[component]
-pub fn SourcesPage() -> impl IntoView {
-    view! {
-        <EmptyState
-            title="Sources"
-            holds="The shops, banks and apps that send events to Nudge, each with its own signed webhook URL, field mapping and counters of accepted, duplicate and rejected events."
-            start="No sources yet. Webhook ingestion is not part of this version; sources will be created here."
-        >
-            <p class="muted">"Senders will sign requests with HMAC-SHA256, the way Stripe signs its webhooks."</p>
-        </EmptyState>
-    }
-}
-
-#[component]
-pub fn EventsPage() -> impl IntoView {
-    view! {
-        <EmptyState
-            title="Events"
-            holds="Every event received, filterable by source, event name, customer and time, with its raw payload."
-            start="No events yet: events arrive once a source is connected."
-        />
-    }
-}
-
-#[component]
 pub fn AlertsPage() -> impl IntoView {
     view! {
         <EmptyState

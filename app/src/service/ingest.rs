@@ -2,6 +2,7 @@
 //! what is committed. Many requests share one transaction (group commit), so
 //! durability does not cost one fsync per event.
 
+use super::live::Live;
 use super::signature;
 use super::Ctx;
 use crate::error::{AppError, AppResult};
@@ -54,10 +55,10 @@ impl std::fmt::Debug for Job {
 
 impl Ingestor {
     /// Starts the writer on the current tokio runtime.
-    pub fn start(db: Db) -> Ingestor {
+    pub fn start(db: Db, live: Live) -> Ingestor {
         // Bounded: when the database falls behind, senders wait (back-pressure).
         let (tx, rx) = mpsc::channel::<Job>(2048);
-        tokio::spawn(writer(db, rx));
+        tokio::spawn(writer(db, rx, live));
         Ingestor { jobs: tx }
     }
 
@@ -72,7 +73,7 @@ impl Ingestor {
     }
 }
 
-async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>) {
+async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>, live: Live) {
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
         let mut size = group[0].writes.len();
@@ -96,6 +97,9 @@ async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>) {
                     elapsed_us = started.elapsed().as_micros() as u64,
                     "Group committed."
                 );
+                if live.subscribers() > 0 {
+                    announce(&live, &writes, &written);
+                }
                 // Hand each job its slice of the outcomes, in order.
                 let mut outcomes = written.into_iter();
                 for (job, n) in group.into_iter().zip(lens) {
@@ -108,6 +112,28 @@ async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>) {
                     let _ = job.reply.send(Err(()));
                 }
             }
+        }
+    }
+}
+
+/// Tells live subscribers about the events this group accepted: whole objects,
+/// so pages update without a refetch.
+fn announce(live: &Live, writes: &[Write], written: &[Written]) {
+    for (w, outcome) in writes.iter().zip(written) {
+        if let (Write::Event(e), Written::Accepted { .. }) = (w, outcome) {
+            live.publish(
+                "events",
+                crate::model::Event {
+                    event_id: e.event_id.clone(),
+                    source_id: e.source_id.clone(),
+                    external_id: e.external_id.clone(),
+                    name: e.name.clone(),
+                    customer_id: e.customer_id.clone(),
+                    occurred_at: e.occurred_at,
+                    received_at: e.received_at,
+                    payload: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
+                },
+            );
         }
     }
 }

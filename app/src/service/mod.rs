@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod events;
 pub mod ingest;
+pub mod live;
 pub mod signature;
 pub mod sources;
 pub mod throttle;
@@ -22,6 +23,7 @@ pub struct Ctx {
     pub db: Db,
     pub throttle: Arc<throttle::LoginThrottle>,
     pub ingestor: ingest::Ingestor,
+    pub live: live::Live,
     pub rate: Arc<ingest::RateLimiter>,
     pub ingest_limits: Arc<ingest::IngestLimits>,
     /// Cache of "at least one user exists"; once true it stays true (the last
@@ -36,8 +38,10 @@ impl Ctx {
     }
 
     pub fn with_limits(db: Db, limits: ingest::IngestLimits) -> Self {
+        let live = live::Live::default();
         Ctx {
-            ingestor: ingest::Ingestor::start(db.clone()),
+            ingestor: ingest::Ingestor::start(db.clone(), live.clone()),
+            live,
             db,
             throttle: Arc::new(throttle::LoginThrottle::default()),
             rate: Arc::new(ingest::RateLimiter::default()),

@@ -37,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/customers/{customer_id}", get(get_customer))
         .route("/dead-letters", get(list_dead_letters))
         .route("/dead-letters/{dead_letter_id}/replay", post(replay_dead_letter))
+        .route("/stream", get(super::stream::stream))
         .fallback(not_found)
 }
 

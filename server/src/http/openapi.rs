@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
         api::list_sources, api::create_source, api::get_source, api::update_source, api::delete_source,
         api::rotate_source_secret, api::source_example, api::send_test_event,
         api::list_events, api::get_event, api::get_customer, api::list_dead_letters, api::replay_dead_letter,
-        super::hooks::receive,
+        super::hooks::receive, super::stream::stream,
     ),
     components(schemas(ErrorBody, app::model::Role)),
     modifiers(&BearerAuth),

@@ -1,0 +1,524 @@
+//! Sources: the list with creation, and each source's page — webhook URL,
+//! signing, a ready-to-run curl example, test events, mapping, dead letters.
+
+use crate::components::forms::{confirm_click, reset_on_success, CopyButton, ErrorNote};
+use crate::error::AppError;
+use crate::ingest::mapping::{parse_profile_lines, profile_lines, Mapping};
+use crate::model::{DeadLetter, Page, Source, SourceWithSecret};
+use crate::pages::settings::format_ms;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+/// A mapping from the form's fields; profile lines are `attribute = path`.
+pub fn mapping_from_form(
+    event_name: String,
+    customer_id: String,
+    event_id: String,
+    timestamp: String,
+    profile: &str,
+) -> Result<Mapping, AppError> {
+    let profile = parse_profile_lines(profile).map_err(|e| AppError::invalid("profile", e))?;
+    let timestamp = Some(timestamp.trim().to_string()).filter(|t| !t.is_empty());
+    Ok(Mapping { event_name, customer_id, event_id, timestamp, profile })
+}
+
+#[server]
+pub async fn list_sources() -> Result<Page<Source>, AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        crate::service::sources::list(&ctx, &actor, None, Some(200)).await
+    })
+    .await
+}
+
+#[server]
+pub async fn create_source(
+    name: String,
+    slug: String,
+    event_name: String,
+    customer_id: String,
+    event_id: String,
+    timestamp: String,
+    profile: String,
+) -> Result<SourceWithSecret, AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        let mapping = mapping_from_form(event_name, customer_id, event_id, timestamp, &profile)?;
+        let input = crate::service::sources::NewSourceInput { name: &name, slug: &slug, mapping: &mapping };
+        crate::service::sources::create(&ctx, &actor, input).await
+    })
+    .await
+}
+
+#[server]
+pub async fn get_source(slug: String) -> Result<Source, AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        crate::service::sources::get(&ctx, &actor, &slug).await
+    })
+    .await
+}
+
+#[server]
+pub async fn update_source_mapping(
+    slug: String,
+    name: String,
+    event_name: String,
+    customer_id: String,
+    event_id: String,
+    timestamp: String,
+    profile: String,
+) -> Result<Source, AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        let mapping = mapping_from_form(event_name, customer_id, event_id, timestamp, &profile)?;
+        let patch = crate::service::sources::SourcePatch { name: Some(name), enabled: None, mapping: Some(mapping) };
+        crate::service::sources::update(&ctx, &actor, &slug, patch).await
+    })
+    .await
+}
+
+#[server]
+pub async fn set_source_enabled(slug: String, enabled: bool) -> Result<Source, AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        let patch = crate::service::sources::SourcePatch { enabled: Some(enabled), ..Default::default() };
+        crate::service::sources::update(&ctx, &actor, &slug, patch).await
+    })
+    .await
+}
+
+#[server]
+pub async fn rotate_source_secret(slug: String) -> Result<SourceWithSecret, AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        crate::service::sources::rotate_secret(&ctx, &actor, &slug, None).await
+    })
+    .await
+}
+
+#[server]
+pub async fn delete_source(slug: String) -> Result<(), AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        crate::service::sources::delete(&ctx, &actor, &slug).await
+    })
+    .await
+}
+
+/// A signed sample request: (path, body, signature header).
+#[server]
+pub async fn source_example(slug: String) -> Result<(String, String, String), AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        let ex = crate::service::sources::signed_example(&ctx, &actor, &slug, crate::store::now_ms()).await?;
+        Ok((ex.path, ex.body, ex.signature))
+    })
+    .await
+}
+
+/// Sends a test event through the webhook's code path; says what happened.
+#[server]
+pub async fn send_test_event(slug: String) -> Result<String, AppError> {
+    use crate::service::ingest::HookOutcome;
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        match crate::service::sources::send_test_event(&ctx, &actor, &slug, crate::store::now_ms()).await? {
+            HookOutcome::Single(one) => Ok(format!(
+                "Test event {} {} (Nudge id {}).",
+                one.event_id.unwrap_or_default(),
+                one.status,
+                one.nudge_id.unwrap_or_default()
+            )),
+            HookOutcome::Batch(b) => Ok(format!("{} accepted, {} rejected.", b.accepted, b.rejected)),
+        }
+    })
+    .await
+}
+
+#[server]
+pub async fn source_dead_letters(slug: String) -> Result<Page<DeadLetter>, AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        crate::service::events::dead_letters(&ctx, &actor, Some(&slug), None, Some(100)).await
+    })
+    .await
+}
+
+#[server]
+pub async fn replay_dead_letter(dead_letter_id: String) -> Result<String, AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        let event = crate::service::events::replay(&ctx, &actor, &dead_letter_id, crate::store::now_ms()).await?;
+        Ok(event.event_id)
+    })
+    .await
+}
+
+/// The five mapping inputs, prefilled from `mapping` when editing.
+#[component]
+fn MappingFields(#[prop(optional)] mapping: Option<Mapping>) -> impl IntoView {
+    let m = mapping.unwrap_or_else(|| Mapping {
+        event_name: "$.type".into(),
+        customer_id: "$.customer.id".into(),
+        event_id: "$.id".into(),
+        timestamp: None,
+        profile: Vec::new(),
+    });
+    view! {
+        <fieldset class="mapping">
+            <legend>"Field mapping (JSON paths into each event)"</legend>
+            <label>"Event name" <input type="text" name="event_name" required value=m.event_name /></label>
+            <label>"Customer id" <input type="text" name="customer_id" required value=m.customer_id /></label>
+            <label>"Event id (for duplicates)" <input type="text" name="event_id" required value=m.event_id /></label>
+            <label>
+                "Event time (optional)"
+                <input type="text" name="timestamp" placeholder="$.created_at" value=m.timestamp.unwrap_or_default() />
+            </label>
+            <label class="wide">
+                "Profile attributes (optional, one per line: attribute = path)"
+                <textarea name="profile" rows="3" placeholder="email = $.customer.email">
+                    {profile_lines(&m.profile)}
+                </textarea>
+            </label>
+        </fieldset>
+    }
+}
+
+/// The full secret, once, with a copy button.
+#[component]
+fn SecretOnce(secret: String) -> impl IntoView {
+    view! {
+        <div class="secret-once" data-testid="source-secret">
+            <p>
+                <strong>"Signing secret — copy it now: it will not be shown again."</strong>
+            </p>
+            <div class="secret-row">
+                <code class="secret">{secret.clone()}</code>
+                <CopyButton text=secret />
+            </div>
+        </div>
+    }
+}
+
+#[component]
+pub fn SourcesPage() -> impl IntoView {
+    let create = ServerAction::<CreateSource>::new();
+    let form = NodeRef::<leptos::html::Form>::new();
+    reset_on_success(move || matches!(create.value().get(), Some(Ok(_))), form);
+    let sources = Resource::new(move || create.version().get(), |_| list_sources());
+    let error = Signal::derive(move || create.value().get().and_then(Result::err));
+    view! {
+        <Title text="Sources" />
+        <h1>"Sources"</h1>
+        <p class="lead">
+            "Each shop, bank or app posts signed events to its own webhook. Nudge checks the signature, "
+            "drops duplicates and stores each event before it answers."
+        </p>
+        {move || {
+            create
+                .value()
+                .get()
+                .and_then(Result::ok)
+                .map(|created| {
+                    let href = format!("/sources/{}", created.source.slug);
+                    view! {
+                        <section class="card">
+                            <h2>{format!("Source “{}” created", created.source.name)}</h2>
+                            <SecretOnce secret=created.secret />
+                            <p>
+                                <a href=href>"Open the source"</a>
+                                " for its webhook URL, a signed curl example and a test button."
+                            </p>
+                        </section>
+                    }
+                })
+        }}
+        <section class="card">
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match sources.await {
+                        Ok(page) if page.items.is_empty() => {
+                            view! {
+                                <p class="muted" data-testid="no-sources">
+                                    "No sources yet. Create one below; it gets a webhook URL and a signing secret."
+                                </p>
+                            }
+                                .into_any()
+                        }
+                        Ok(page) => {
+                            view! {
+                                <table class="table" data-testid="sources">
+                                    <thead>
+                                        <tr>
+                                            <th>"Source"</th>
+                                            <th>"Webhook"</th>
+                                            <th>"Status"</th>
+                                            <th class="num">"Accepted"</th>
+                                            <th class="num">"Duplicates"</th>
+                                            <th class="num">"Rejected"</th>
+                                            <th>"Last event"</th>
+                                        </tr>
+                                    </thead>
+                                    <tbody>
+                                        {page
+                                            .items
+                                            .into_iter()
+                                            .map(|s| {
+                                                view! {
+                                                    <tr>
+                                                        <td>
+                                                            <a href=format!("/sources/{}", s.slug)>{s.name.clone()}</a>
+                                                        </td>
+                                                        <td>
+                                                            <code>{format!("/hooks/{}", s.slug)}</code>
+                                                        </td>
+                                                        <td>{if s.enabled { "enabled" } else { "disabled" }}</td>
+                                                        <td class="num">{s.accepted_count}</td>
+                                                        <td class="num">{s.duplicate_count}</td>
+                                                        <td class="num">{s.rejected_count}</td>
+                                                        <td>{s.last_event_at.map(format_ms).unwrap_or_else(|| "never".into())}</td>
+                                                    </tr>
+                                                }
+                                            })
+                                            .collect_view()}
+                                    </tbody>
+                                </table>
+                            }
+                                .into_any()
+                        }
+                        Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+        <section class="card">
+            <h2>"New source"</h2>
+            <ActionForm action=create node_ref=form attr:class="source-form">
+                <div class="inline-form">
+                    <label>"Name" <input type="text" name="name" required placeholder="Web shop" /></label>
+                    <label>
+                        "Slug (in the URL)" <input type="text" name="slug" required placeholder="web-shop" pattern="[a-z0-9][a-z0-9_-]*" />
+                    </label>
+                </div>
+                <MappingFields />
+                <ErrorNote error />
+                <button type="submit" class="primary narrow" disabled=move || create.pending().get()>
+                    "Create source"
+                </button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+pub fn SourceDetailPage() -> impl IntoView {
+    let params = use_params_map();
+    let slug = move || params.read().get("slug").unwrap_or_default();
+    let update = ServerAction::<UpdateSourceMapping>::new();
+    let toggle = ServerAction::<SetSourceEnabled>::new();
+    let rotate = ServerAction::<RotateSourceSecret>::new();
+    let test = ServerAction::<SendTestEvent>::new();
+    let replay = ServerAction::<ReplayDeadLetter>::new();
+    let remove = ServerAction::<DeleteSource>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(())) = remove.value().get() {
+            crate::pages::auth::go_to("/sources");
+        }
+    });
+    let source = Resource::new(
+        move || {
+            (
+                slug(),
+                update.version().get(),
+                toggle.version().get(),
+                rotate.version().get(),
+                test.version().get(),
+                replay.version().get(),
+            )
+        },
+        |(s, ..)| get_source(s),
+    );
+    let example =
+        Resource::new(move || (slug(), update.version().get(), rotate.version().get()), |(s, ..)| source_example(s));
+    let letters = Resource::new(
+        move || (slug(), test.version().get(), replay.version().get(), update.version().get()),
+        |(s, ..)| source_dead_letters(s),
+    );
+    // The page's own origin, known only in the browser, completes the webhook URL.
+    let origin = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        if let Some(o) = web_sys::window().and_then(|w| w.location().origin().ok()) {
+            origin.set(o);
+        }
+    });
+    let errors = Signal::derive(move || {
+        update
+            .value()
+            .get()
+            .and_then(Result::err)
+            .or_else(|| toggle.value().get().and_then(Result::err))
+            .or_else(|| rotate.value().get().and_then(Result::err))
+            .or_else(|| remove.value().get().and_then(Result::err))
+    });
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let s = match source.await {
+                    Ok(s) => s,
+                    Err(e) => return view! { <h1>"Source"</h1> <p class="form-error">{e.to_string()}</p> }.into_any(),
+                };
+                let slug_value = StoredValue::new(s.slug.clone());
+                let name_value = StoredValue::new(s.name.clone());
+                let mapping_value = StoredValue::new(s.mapping.clone());
+                let hook_path = format!("/hooks/{}", s.slug);
+                view! {
+                    <Title text=s.name.clone() />
+                    <p class="crumbs"><a href="/sources">"Sources"</a> " / " {s.slug.clone()}</p>
+                    <h1>
+                        {s.name.clone()} " "
+                        <span class=if s.enabled { "badge ok" } else { "badge off" }>{if s.enabled { "enabled" } else { "disabled" }}</span>
+                    </h1>
+                    <ErrorNote error=errors />
+                    <section class="card stats" data-testid="source-counters">
+                        <div><span class="stat">{s.accepted_count}</span> " accepted"</div>
+                        <div><span class="stat">{s.duplicate_count}</span> " duplicates"</div>
+                        <div><span class="stat">{s.rejected_count}</span> " rejected"</div>
+                        <div>"Last event: " {s.last_event_at.map(format_ms).unwrap_or_else(|| "never".into())}</div>
+                    </section>
+                    <section class="card">
+                        <h2>"Webhook"</h2>
+                        <div class="secret-row">
+                            <code class="secret" data-testid="webhook-url">{move || format!("{}{}", origin.get(), hook_path)}</code>
+                        </div>
+                        <p class="muted">
+                            "Signing secret: " <code>{s.secret_hint.clone()}</code>
+                            {s.previous_secret_until.map(|u| format!(" — the previous secret is accepted until {}", format_ms(u)))}
+                        </p>
+                        {move || rotate.value().get().and_then(Result::ok).map(|r| view! { <SecretOnce secret=r.secret /> })}
+                        <div class="actions">
+                            <ActionForm action=rotate attr:class="row-form">
+                                <input type="hidden" name="slug" value=slug_value.get_value() />
+                                <button type="submit" on:click=confirm_click("Issue a new secret? The current one keeps working for 24 hours.")>
+                                    "Rotate secret"
+                                </button>
+                            </ActionForm>
+                            <ActionForm action=toggle attr:class="row-form">
+                                <input type="hidden" name="slug" value=slug_value.get_value() />
+                                <input type="hidden" name="enabled" value=(!s.enabled).to_string() />
+                                <button type="submit">{if s.enabled { "Disable" } else { "Enable" }}</button>
+                            </ActionForm>
+                        </div>
+                        <h3>"Signing"</h3>
+                        <p class="muted">
+                            "Send " <code>"Nudge-Signature: t=<unix seconds>,v1=<hex>"</code> " where the hex is "
+                            <code>"HMAC-SHA256(secret, \"<t>.<raw body>\")"</code>
+                            ". Requests more than 5 minutes old are refused; during a rotation, sign with both secrets (two v1 entries). "
+                            "Post one JSON event, or an array of up to 500. A repeated event id is answered as a duplicate and not stored again."
+                        </p>
+                    </section>
+                    <section class="card">
+                        <h2>"Try it"</h2>
+                        <Suspense fallback=|| ()>
+                            {move || Suspend::new(async move {
+                                match example.await {
+                                    Ok((path, body, sig)) => {
+                                        let curl = Signal::derive(move || format!(
+                                            "curl -X POST '{}{path}' \\\n  -H 'Content-Type: application/json' \\\n  -H 'Nudge-Signature: {sig}' \\\n  --data-raw '{body}'",
+                                            origin.get()
+                                        ));
+                                        view! {
+                                            <p class="muted">"A correctly signed sample, valid for 5 minutes:"</p>
+                                            <pre class="code" data-testid="curl-example">{curl}</pre>
+                                            <CopyButton text=curl />
+                                        }.into_any()
+                                    }
+                                    Err(e) => view! { <p class="muted">{e.to_string()}</p> }.into_any(),
+                                }
+                            })}
+                        </Suspense>
+                        <ActionForm action=test attr:class="row-form">
+                            <input type="hidden" name="slug" value=slug_value.get_value() />
+                            <button type="submit" disabled=move || test.pending().get()>"Send test event"</button>
+                        </ActionForm>
+                        {move || test.value().get().map(|r| match r {
+                            Ok(msg) => view! { <p class="form-ok" data-testid="test-result">{msg}</p> }.into_any(),
+                            Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
+                        })}
+                    </section>
+                    <section class="card">
+                        <h2>"Mapping"</h2>
+                        <ActionForm action=update>
+                            <input type="hidden" name="slug" value=slug_value.get_value() />
+                            <label>"Name" <input type="text" name="name" required value=name_value.get_value() /></label>
+                            <MappingFields mapping=mapping_value.get_value() />
+                            <button type="submit" class="narrow">"Save mapping"</button>
+                            {move || matches!(update.value().get(), Some(Ok(_))).then(|| view! { <span class="form-ok">" Saved."</span> })}
+                        </ActionForm>
+                    </section>
+                    <section class="card" data-testid="dead-letters">
+                        <h2>"Dead letters"</h2>
+                        <p class="muted">"Events this source's mapping could not read. Fix the mapping, then replay them."</p>
+                        {move || replay.value().get().map(|r| match r {
+                            Ok(id) => view! { <p class="form-ok">{format!("Replayed as event {id}.")}</p> }.into_any(),
+                            Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
+                        })}
+                        <Transition fallback=|| ()>
+                            {move || Suspend::new(async move {
+                                match letters.await {
+                                    Ok(page) if page.items.is_empty() => view! { <p class="muted">"None."</p> }.into_any(),
+                                    Ok(page) => view! {
+                                        <table class="table">
+                                            <thead><tr><th>"Received"</th><th>"Reason"</th><th>"Payload"</th><th></th></tr></thead>
+                                            <tbody>
+                                                {page.items.into_iter().map(|d| view! {
+                                                    <tr>
+                                                        <td>{format_ms(d.received_at)}</td>
+                                                        <td>{d.reason.clone()}</td>
+                                                        <td><code class="payload">{d.payload.to_string()}</code></td>
+                                                        <td>
+                                                            {match d.replayed_event_id.clone() {
+                                                                Some(id) => view! { <span class="muted">{format!("replayed: {id}")}</span> }.into_any(),
+                                                                None => view! {
+                                                                    <ActionForm action=replay attr:class="row-form">
+                                                                        <input type="hidden" name="dead_letter_id" value=d.dead_letter_id.clone() />
+                                                                        <button type="submit" class="small">"Replay"</button>
+                                                                    </ActionForm>
+                                                                }.into_any(),
+                                                            }}
+                                                        </td>
+                                                    </tr>
+                                                }).collect_view()}
+                                            </tbody>
+                                        </table>
+                                    }.into_any(),
+                                    Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
+                                }
+                            })}
+                        </Transition>
+                    </section>
+                    <section class="card danger-zone">
+                        <ActionForm action=remove attr:class="row-form">
+                            <input type="hidden" name="slug" value=slug_value.get_value() />
+                            <button type="submit" class="danger" on:click=confirm_click("Delete this source? Its webhook stops accepting events; events already received stay.")>
+                                "Delete source"
+                            </button>
+                        </ActionForm>
+                    </section>
+                }.into_any()
+            })}
+        </Suspense>
+    }
+}
