@@ -18,6 +18,8 @@ export TEST_POSTGRES_URL
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+
+.PHONY: bench-ingest
 .PHONY: run test tools tool-rust tool-cargo-leptos tool-wasm-bindgen tool-chromium tool-npm \
         fmt-check clippy rust-test build-release e2e clean-data
 
@@ -78,11 +80,28 @@ rust-test:
 	cargo test -p server
 
 build-release:
-	cargo leptos build --release
+	@start=$$(date +%s); cargo leptos build --release; echo "release build: $$(( $$(date +%s) - start )) s"
 	@ls -l target/site/pkg/nudge.wasm | awk '{ printf "wasm size: %d bytes\n", $$5 }'
 
 e2e: build-release
 	cd end2end && CI=$${CI:-} npx playwright test
+
+## Webhook ingest throughput on a fresh SQLite database (release build, loopback):
+## single events at 16 and 64 connections, then batches of 100.
+BENCH_ADDR ?= 127.0.0.1:3400
+BENCH_SECONDS ?= 10
+bench-ingest:
+	cargo build --release -p server --bins
+	@dir=$$(mktemp -d /tmp/nudge-bench.XXXXXX); \
+	export NUDGE_DATA_DIR=$$dir NUDGE_ADDR=$(BENCH_ADDR) NUDGE_INGEST_RATE_LIMIT=0 NUDGE_LOG=warn; \
+	key=$$(target/release/nudge api-key create --name bench --role editor 2>/dev/null); \
+	target/release/nudge & pid=$$!; trap "kill $$pid 2>/dev/null; rm -rf $$dir" EXIT; \
+	for i in $$(seq 50); do curl -sf http://$(BENCH_ADDR)/healthz >/dev/null && break; sleep 0.1; done; \
+	echo "nudge-load against $(BENCH_ADDR), SQLite in $$dir, $(BENCH_SECONDS) s per run, $$(nproc) cores"; \
+	for run in "16 1" "64 1" "16 100"; do set -- $$run; \
+	  target/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --concurrency $$1 --batch $$2 --seconds $(BENCH_SECONDS); \
+	done; \
+	du -sh $$dir | awk '{ print "database on disk: " $$1 }'
 
 ## Forget the local database (asks first).
 clean-data:

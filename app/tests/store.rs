@@ -159,3 +159,81 @@ async fn roles_are_enforced_by_the_service_layer() {
         assert_eq!(ok.user_id, admin.user_id);
     }
 }
+
+fn new_event(
+    source: &str,
+    external: &str,
+    customer: &str,
+    at: i64,
+    profile: serde_json::Value,
+) -> store::events::Write {
+    store::events::Write::Event(store::events::NewEvent {
+        event_id: store::new_id(),
+        source_id: source.into(),
+        external_id: external.into(),
+        name: "cart_updated".into(),
+        customer_id: customer.into(),
+        occurred_at: at,
+        received_at: at,
+        payload: "{}".into(),
+        profile: profile.to_string(),
+        replay_of: None,
+    })
+}
+
+#[tokio::test]
+async fn one_group_merges_a_customers_events_and_drops_repeats() {
+    use store::events::Written;
+    for db in testing::all().await {
+        let backend = db.backend();
+        let ctx = Ctx::new(db.clone());
+        let mapping = app::model::Mapping {
+            event_name: "$.type".into(),
+            customer_id: "$.c".into(),
+            event_id: "$.id".into(),
+            timestamp: None,
+            profile: vec![],
+        };
+        let src = service::sources::create(
+            &ctx,
+            &Actor::system(),
+            service::sources::NewSourceInput { name: "S", slug: "s", mapping: &mapping },
+        )
+        .await
+        .unwrap();
+        let sid = src.source.source_id.as_str();
+        let group = vec![
+            new_event(sid, "a", "c-1", 2_000, serde_json::json!({ "email": "old@x.io", "tier": "gold" })),
+            new_event(sid, "b", "c-1", 1_000, serde_json::json!({ "email": "new@x.io" })),
+            new_event(sid, "a", "c-1", 3_000, serde_json::json!({})),
+            new_event(sid, "c", "c-2", 5_000, serde_json::json!({})),
+        ];
+        let out = store::events::commit(&db, &group).await.unwrap();
+        assert!(matches!(out[0], Written::Accepted { .. }) && matches!(out[1], Written::Accepted { .. }), "{backend}");
+        let Written::Accepted { event_id: first } = &out[0] else { unreachable!() };
+        assert_eq!(out[2], Written::Duplicate { event_id: first.clone() }, "{backend}: a repeat in the same group");
+        let c1 = store::events::customer(&db, "c-1").await.unwrap().unwrap().to_customer();
+        assert_eq!(c1.event_count, 2, "{backend}");
+        assert_eq!((c1.first_seen_at, c1.last_seen_at), (1_000, 2_000), "{backend}");
+        assert_eq!(c1.attributes["email"], "new@x.io", "{backend}: the later event's value wins");
+        assert_eq!(c1.attributes["tier"], "gold", "{backend}");
+
+        // A later group: the known id is a duplicate, the customer accumulates.
+        let out = store::events::commit(
+            &db,
+            &[
+                new_event(sid, "b", "c-1", 9_000, serde_json::json!({})),
+                new_event(sid, "d", "c-1", 9_000, serde_json::json!({ "tier": "silver" })),
+            ],
+        )
+        .await
+        .unwrap();
+        assert!(matches!(out[0], Written::Duplicate { .. }), "{backend}");
+        let c1 = store::events::customer(&db, "c-1").await.unwrap().unwrap().to_customer();
+        assert_eq!((c1.event_count, c1.last_seen_at), (3, 9_000), "{backend}");
+        assert_eq!(c1.attributes["tier"], "silver");
+        assert_eq!(c1.attributes["email"], "new@x.io");
+        let source = store::sources::find_by_slug(&db, "s").await.unwrap().unwrap();
+        assert_eq!((source.accepted_count, source.duplicate_count), (4, 2), "{backend}");
+    }
+}

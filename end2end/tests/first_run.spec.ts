@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { admin, hydrated } from "./helpers";
+import { admin, hydrated, loginAsAdmin } from "./helpers";
 
 // One story, in order, against a fresh server: the first admin is created,
 // logs out, mistypes the password, logs in and reaches the dashboard.
@@ -60,12 +60,7 @@ test("log out, a wrong password is refused, the right one opens the dashboard", 
 });
 
 test("an admin creates an API key, sees it once, and it authenticates the API", async ({ page, request }) => {
-  await page.goto("/login");
-  await hydrated(page);
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password", { exact: true }).fill(password);
-  await page.getByRole("button", { name: "Log in" }).click();
-  await expect(page.getByRole("heading", { name: "Dashboard" })).toBeVisible();
+  await loginAsAdmin(page);
 
   await page.getByRole("navigation").getByRole("link", { name: "Settings" }).click();
   const keys = page.getByTestId("api-keys");
@@ -95,12 +90,7 @@ test("an admin creates an API key, sees it once, and it authenticates the API", 
 });
 
 test("unknown pages answer 404 with a way back", async ({ page }) => {
-  await page.goto("/login");
-  await hydrated(page);
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password", { exact: true }).fill(password);
-  await page.getByRole("button", { name: "Log in" }).click();
-  await expect(page.getByRole("heading", { name: "Dashboard" })).toBeVisible();
+  await loginAsAdmin(page);
   const res = await page.goto("/no/such/page");
   expect(res?.status()).toBe(404);
   await expect(page.getByRole("heading", { name: "Page not found" })).toBeVisible();

@@ -56,98 +56,219 @@ struct Counts {
     last_event_at: i64,
 }
 
+/// `($1, $2, …), (…)` for `rows` rows of `cols` placeholders.
+fn values(rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * cols + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// Rows per multi-row statement: well under both backends' parameter limits.
+const CHUNK: usize = 400;
+
+/// A customer's changes from one group: merged profile, seen times, event count.
+struct CustomerDelta {
+    profile: serde_json::Map<String, serde_json::Value>,
+    first: i64,
+    last: i64,
+    count: i64,
+}
+
 /// Writes a group of events and dead letters in one transaction; nothing is
-/// acknowledged before this returns Ok.
+/// acknowledged before this returns Ok. Rows go in multi-row statements, so a
+/// group of a thousand events is a handful of round trips, not thousands.
 pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
     let postgres = matches!(db, Db::Postgres(_));
-    let upsert_customer = if postgres {
-        "insert into customer (customer_id, attributes, first_seen_at, last_seen_at, event_count) \
-         values ($1, $2, $3, $3, 1) on conflict (customer_id) do update set \
-         attributes = (customer.attributes::jsonb || excluded.attributes::jsonb)::text, \
-         first_seen_at = least(customer.first_seen_at, excluded.first_seen_at), \
-         last_seen_at = greatest(customer.last_seen_at, excluded.last_seen_at), \
-         event_count = customer.event_count + 1"
+    let (merge_attributes, least, greatest) = if postgres {
+        ("(customer.attributes::jsonb || excluded.attributes::jsonb)::text", "least", "greatest")
     } else {
-        "insert into customer (customer_id, attributes, first_seen_at, last_seen_at, event_count) \
-         values ($1, $2, $3, $3, 1) on conflict (customer_id) do update set \
-         attributes = json_patch(customer.attributes, excluded.attributes), \
-         first_seen_at = min(customer.first_seen_at, excluded.first_seen_at), \
-         last_seen_at = max(customer.last_seen_at, excluded.last_seen_at), \
-         event_count = customer.event_count + 1"
+        ("json_patch(customer.attributes, excluded.attributes)", "min", "max")
     };
-    let bump_source = if postgres {
-        "update source set accepted_count = accepted_count + $1, duplicate_count = duplicate_count + $2, \
-         rejected_count = rejected_count + $3, last_event_at = greatest(coalesce(last_event_at, 0), $4) \
-         where source_id = $5"
-    } else {
-        "update source set accepted_count = accepted_count + $1, duplicate_count = duplicate_count + $2, \
-         rejected_count = rejected_count + $3, last_event_at = max(coalesce(last_event_at, 0), $4) \
-         where source_id = $5"
+    let upsert_customers = |rows: usize| {
+        format!(
+            "insert into customer (customer_id, attributes, first_seen_at, last_seen_at, event_count) values {} \
+             on conflict (customer_id) do update set attributes = {merge_attributes}, \
+             first_seen_at = {least}(customer.first_seen_at, excluded.first_seen_at), \
+             last_seen_at = {greatest}(customer.last_seen_at, excluded.last_seen_at), \
+             event_count = customer.event_count + excluded.event_count",
+            values(rows, 5)
+        )
     };
+    let bump_source = format!(
+        "update source set accepted_count = accepted_count + $1, duplicate_count = duplicate_count + $2, \
+         rejected_count = rejected_count + $3, last_event_at = {greatest}(coalesce(last_event_at, 0), $4) \
+         where source_id = $5"
+    );
+
+    // Repeats within the group are duplicates of their first occurrence.
+    let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut repeat_of: HashMap<usize, usize> = HashMap::new();
+    let mut candidates: Vec<(usize, &NewEvent)> = Vec::new();
+    let mut letters: Vec<&NewDeadLetter> = Vec::new();
+    for (i, w) in writes.iter().enumerate() {
+        match w {
+            Write::Event(e) => match first_of.get(&(e.source_id.as_str(), e.external_id.as_str())) {
+                Some(first) => {
+                    repeat_of.insert(i, *first);
+                }
+                None => {
+                    first_of.insert((e.source_id.as_str(), e.external_id.as_str()), i);
+                    candidates.push((i, e));
+                }
+            },
+            Write::DeadLetter(d) => letters.push(d),
+        }
+    }
+
     with_pool!(db, p => {
         let mut tx = p.begin().await?;
-        let mut out = Vec::with_capacity(writes.len());
+        let mut out: Vec<Option<Written>> = vec![None; writes.len()];
         let mut counts: HashMap<&str, Counts> = HashMap::new();
-        for w in writes {
-            match w {
-                Write::Event(e) => {
-                    let c = counts.entry(e.source_id.as_str()).or_default();
-                    let fresh = sqlx::query(
-                        "insert into event_dedupe (source_id, external_id, event_id, created_at) values ($1, $2, $3, $4) \
-                         on conflict (source_id, external_id) do nothing",
-                    )
-                    .bind(&e.source_id).bind(&e.external_id).bind(&e.event_id).bind(e.received_at)
-                    .execute(&mut *tx).await?.rows_affected() == 1;
-                    if !fresh {
-                        let first: String = sqlx::query_scalar(
-                            "select event_id from event_dedupe where source_id = $1 and external_id = $2",
-                        )
-                        .bind(&e.source_id).bind(&e.external_id)
-                        .fetch_one(&mut *tx).await?;
-                        c.duplicates += 1;
-                        out.push(Written::Duplicate { event_id: first });
-                        continue;
-                    }
-                    sqlx::query(
-                        "insert into event (event_id, source_id, external_id, name, customer_id, occurred_at, received_at, payload) \
-                         values ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    )
-                    .bind(&e.event_id).bind(&e.source_id).bind(&e.external_id).bind(&e.name)
-                    .bind(&e.customer_id).bind(e.occurred_at).bind(e.received_at).bind(&e.payload)
-                    .execute(&mut *tx).await?;
-                    sqlx::query("insert into work_item (event_id, created_at) values ($1, $2)")
-                        .bind(&e.event_id).bind(e.received_at)
-                        .execute(&mut *tx).await?;
-                    sqlx::query(upsert_customer)
-                        .bind(&e.customer_id).bind(&e.profile).bind(e.occurred_at)
-                        .execute(&mut *tx).await?;
-                    if let Some(dl) = &e.replay_of {
-                        sqlx::query("update dead_letter set replayed_at = $1, replayed_event_id = $2 where dead_letter_id = $3")
-                            .bind(e.received_at).bind(&e.event_id).bind(dl)
-                            .execute(&mut *tx).await?;
-                    }
-                    c.accepted += 1;
-                    c.last_event_at = c.last_event_at.max(e.received_at);
-                    out.push(Written::Accepted { event_id: e.event_id.clone() });
+
+        // 1. Claim the dedupe keys; the ones returned are new.
+        let mut fresh_keys: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+        for chunk in candidates.chunks(CHUNK) {
+            let sql = format!(
+                "insert into event_dedupe (source_id, external_id, event_id, created_at) values {} \
+                 on conflict (source_id, external_id) do nothing returning source_id, external_id",
+                values(chunk.len(), 4)
+            );
+            let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+            for (_, e) in chunk {
+                q = q.bind(&e.source_id).bind(&e.external_id).bind(&e.event_id).bind(e.received_at);
+            }
+            fresh_keys.extend(q.fetch_all(&mut *tx).await?);
+        }
+        let mut fresh: Vec<(usize, &NewEvent)> = Vec::with_capacity(candidates.len());
+        for (i, e) in &candidates {
+            if fresh_keys.contains(&(e.source_id.clone(), e.external_id.clone())) {
+                fresh.push((*i, *e));
+            } else {
+                // Seen in an earlier group: point at the first event.
+                let first: String = sqlx::query_scalar(
+                    "select event_id from event_dedupe where source_id = $1 and external_id = $2",
+                )
+                .bind(&e.source_id).bind(&e.external_id)
+                .fetch_one(&mut *tx).await?;
+                counts.entry(e.source_id.as_str()).or_default().duplicates += 1;
+                out[*i] = Some(Written::Duplicate { event_id: first });
+            }
+        }
+
+        // 2. The new events and their executor work items.
+        for chunk in fresh.chunks(CHUNK) {
+            let sql = format!(
+                "insert into event (event_id, source_id, external_id, name, customer_id, occurred_at, received_at, payload) values {}",
+                values(chunk.len(), 8)
+            );
+            let mut q = sqlx::query(&sql);
+            for (_, e) in chunk {
+                q = q.bind(&e.event_id).bind(&e.source_id).bind(&e.external_id).bind(&e.name)
+                    .bind(&e.customer_id).bind(e.occurred_at).bind(e.received_at).bind(&e.payload);
+            }
+            q.execute(&mut *tx).await?;
+            let sql = format!("insert into work_item (event_id, created_at) values {}", values(chunk.len(), 2));
+            let mut q = sqlx::query(&sql);
+            for (_, e) in chunk {
+                q = q.bind(&e.event_id).bind(e.received_at);
+            }
+            q.execute(&mut *tx).await?;
+        }
+
+        // 3. Customers: one row each (Postgres refuses to upsert a key twice in a statement).
+        let mut customers: Vec<(&str, CustomerDelta)> = Vec::new();
+        let mut at: HashMap<&str, usize> = HashMap::new();
+        for (_, e) in &fresh {
+            let profile = match serde_json::from_str::<serde_json::Value>(&e.profile) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => serde_json::Map::new(),
+            };
+            match at.get(e.customer_id.as_str()) {
+                Some(&k) => {
+                    let d = &mut customers[k].1;
+                    d.profile.extend(profile);
+                    d.first = d.first.min(e.occurred_at);
+                    d.last = d.last.max(e.occurred_at);
+                    d.count += 1;
                 }
-                Write::DeadLetter(d) => {
-                    sqlx::query(
-                        "insert into dead_letter (dead_letter_id, source_id, received_at, payload, reason) values ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(&d.dead_letter_id).bind(&d.source_id).bind(d.received_at).bind(&d.payload).bind(&d.reason)
-                    .execute(&mut *tx).await?;
-                    counts.entry(d.source_id.as_str()).or_default().rejected += 1;
-                    out.push(Written::DeadLettered { dead_letter_id: d.dead_letter_id.clone() });
+                None => {
+                    at.insert(e.customer_id.as_str(), customers.len());
+                    customers.push((e.customer_id.as_str(), CustomerDelta { profile, first: e.occurred_at, last: e.occurred_at, count: 1 }));
                 }
             }
         }
+        for chunk in customers.chunks(CHUNK) {
+            let sql = upsert_customers(chunk.len());
+            let mut q = sqlx::query(&sql);
+            for (id, d) in chunk {
+                q = q.bind(*id).bind(serde_json::Value::Object(d.profile.clone()).to_string()).bind(d.first).bind(d.last).bind(d.count);
+            }
+            q.execute(&mut *tx).await?;
+        }
+
+        for (i, e) in &fresh {
+            if let Some(dl) = &e.replay_of {
+                sqlx::query("update dead_letter set replayed_at = $1, replayed_event_id = $2 where dead_letter_id = $3")
+                    .bind(e.received_at).bind(&e.event_id).bind(dl)
+                    .execute(&mut *tx).await?;
+            }
+            let c = counts.entry(e.source_id.as_str()).or_default();
+            c.accepted += 1;
+            c.last_event_at = c.last_event_at.max(e.received_at);
+            out[*i] = Some(Written::Accepted { event_id: e.event_id.clone() });
+        }
+
+        // 4. Dead letters.
+        for chunk in letters.chunks(CHUNK) {
+            let sql = format!(
+                "insert into dead_letter (dead_letter_id, source_id, received_at, payload, reason) values {}",
+                values(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(&sql);
+            for d in chunk {
+                q = q.bind(&d.dead_letter_id).bind(&d.source_id).bind(d.received_at).bind(&d.payload).bind(&d.reason);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for (i, w) in writes.iter().enumerate() {
+            if let Write::DeadLetter(d) = w {
+                counts.entry(d.source_id.as_str()).or_default().rejected += 1;
+                out[i] = Some(Written::DeadLettered { dead_letter_id: d.dead_letter_id.clone() });
+            }
+        }
+
+        // 5. Repeats within the group share their first occurrence's fate.
+        for (i, first) in &repeat_of {
+            let event_id = match &out[*first] {
+                Some(Written::Accepted { event_id } | Written::Duplicate { event_id }) => event_id.clone(),
+                _ => String::new(),
+            };
+            if let Write::Event(e) = &writes[*i] {
+                counts.entry(e.source_id.as_str()).or_default().duplicates += 1;
+            }
+            out[*i] = Some(Written::Duplicate { event_id });
+        }
+
         for (source_id, c) in &counts {
-            sqlx::query(bump_source)
+            sqlx::query(&bump_source)
                 .bind(c.accepted).bind(c.duplicates).bind(c.rejected).bind(c.last_event_at).bind(*source_id)
                 .execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(out)
+        Ok(out.into_iter().map(|o| o.unwrap_or(Written::Duplicate { event_id: String::new() })).collect())
     })
 }
 

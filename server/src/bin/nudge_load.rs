@@ -1,0 +1,239 @@
+//! nudge-load: sends signed webhook events to a running Nudge as fast as it
+//! answers, over keep-alive HTTP/1.1 connections, and reports throughput and
+//! latency. Creates (or re-keys) the benchmark source through the API first.
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use std::time::{Duration, Instant};
+
+/// Signed webhook load for Nudge benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "nudge-load")]
+struct Args {
+    /// Nudge's address.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: String,
+    /// An editor or admin API key, to create the benchmark source.
+    #[arg(long, env = "NUDGE_API_KEY")]
+    api_key: String,
+    /// Slug of the benchmark source (created if missing, re-keyed if present).
+    #[arg(long, default_value = "bench")]
+    slug: String,
+    /// Parallel connections.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds to send for.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Events per request: 1 sends single events, more sends arrays.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Distinct customer ids the events are spread over.
+    #[arg(long, default_value_t = 100_000)]
+    customers: u64,
+    /// Print the machine-readable JSON report instead of the one-line summary.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Conn {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl Conn {
+    async fn open(addr: &str) -> anyhow::Result<Conn> {
+        let stream = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        Ok(Conn { sender })
+    }
+
+    async fn send(&mut self, req: Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)> {
+        self.sender.ready().await?;
+        let res = self.sender.send_request(req).await?;
+        let status = res.status().as_u16();
+        let body = res.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+}
+
+fn api_request(addr: &str, method: &str, path: &str, key: &str, body: String) -> anyhow::Result<Request<Full<Bytes>>> {
+    Ok(Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))?)
+}
+
+/// The source's secret: from creating it, or from rotating its secret when it exists.
+async fn prepare_source(args: &Args) -> anyhow::Result<String> {
+    let mut conn = Conn::open(&args.addr).await?;
+    let mapping = serde_json::json!({
+        "event_name": "$.type", "customer_id": "$.customer.id", "event_id": "$.id", "timestamp": "$.at",
+        "profile": [{ "attribute": "email", "path": "$.customer.email" }, { "attribute": "tier", "path": "$.customer.tier" }]
+    });
+    let body = serde_json::json!({ "name": "Benchmark", "slug": args.slug, "mapping": mapping }).to_string();
+    let (status, answer) = conn.send(api_request(&args.addr, "POST", "/api/v1/sources", &args.api_key, body)?).await?;
+    let answer = match status {
+        201 => answer,
+        409 => {
+            let path = format!("/api/v1/sources/{}/rotate-secret", args.slug);
+            let (status, answer) = conn
+                .send(api_request(&args.addr, "POST", &path, &args.api_key, r#"{"grace_hours":0}"#.into())?)
+                .await?;
+            if status != 200 {
+                bail!("rotating the source's secret answered {status}: {}", String::from_utf8_lossy(&answer));
+            }
+            answer
+        }
+        other => bail!("creating the source answered {other}: {}", String::from_utf8_lossy(&answer)),
+    };
+    let v: serde_json::Value = serde_json::from_slice(&answer)?;
+    v["secret"].as_str().map(str::to_string).context("no secret in the answer")
+}
+
+/// A small fast PRNG (xorshift64*), seeded per worker: no dependency needed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+const NAMES: [&str; 4] = ["cart_updated", "page_viewed", "checkout_started", "order_completed"];
+
+/// One ~300-byte event with a unique id.
+fn event(worker: usize, seq: u64, rng: &mut Rng, customers: u64, now: i64) -> serde_json::Value {
+    let customer = rng.next() % customers;
+    let name = NAMES[(rng.next() % NAMES.len() as u64) as usize];
+    serde_json::json!({
+        "id": format!("w{worker}-{seq}-{now}"),
+        "type": name,
+        "at": now,
+        "customer": { "id": format!("c-{customer}"), "email": format!("c{customer}@example.com"), "tier": if customer.is_multiple_of(7) { "gold" } else { "standard" } },
+        "cart": { "value": (rng.next() % 50_000) as f64 / 100.0, "items": rng.next() % 9 + 1, "currency": "EUR" },
+        "page": "/products/sku-123",
+    })
+}
+
+#[derive(Default)]
+struct Tally {
+    events: u64,
+    requests: u64,
+    errors: std::collections::BTreeMap<u16, u64>,
+    latencies_us: Vec<u32>,
+}
+
+async fn worker(
+    id: usize,
+    args: std::sync::Arc<Args>,
+    secret: std::sync::Arc<String>,
+    until: Instant,
+) -> anyhow::Result<Tally> {
+    let mut conn = Conn::open(&args.addr).await?;
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+    let mut tally = Tally::default();
+    let path = format!("/hooks/{}", args.slug);
+    let mut seq = 0u64;
+    while Instant::now() < until {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let body = if args.batch <= 1 {
+            seq += 1;
+            event(id, seq, &mut rng, args.customers, now).to_string()
+        } else {
+            let items: Vec<_> = (0..args.batch)
+                .map(|_| {
+                    seq += 1;
+                    event(id, seq, &mut rng, args.customers, now)
+                })
+                .collect();
+            serde_json::Value::Array(items).to_string()
+        };
+        let signature = app::service::signature::header_value(&secret, now, body.as_bytes());
+        let req = Request::builder()
+            .method("POST")
+            .uri(&path)
+            .header("host", &args.addr)
+            .header("content-type", "application/json")
+            .header("nudge-signature", signature)
+            .body(Full::new(Bytes::from(body)))?;
+        let started = Instant::now();
+        let (status, _answer) = conn.send(req).await?;
+        tally.latencies_us.push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+        tally.requests += 1;
+        if status == 202 {
+            tally.events += args.batch.max(1) as u64;
+        } else {
+            *tally.errors.entry(status).or_default() += 1;
+        }
+    }
+    Ok(tally)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i]) / 1000.0
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = std::sync::Arc::new(Args::parse());
+    let secret = std::sync::Arc::new(prepare_source(&args).await?);
+    let started = Instant::now();
+    let until = started + Duration::from_secs(args.seconds);
+    let workers: Vec<_> =
+        (0..args.concurrency).map(|i| tokio::spawn(worker(i, args.clone(), secret.clone(), until))).collect();
+    let mut total = Tally::default();
+    for w in workers {
+        let t = w.await??;
+        total.events += t.events;
+        total.requests += t.requests;
+        for (k, v) in t.errors {
+            *total.errors.entry(k).or_default() += v;
+        }
+        total.latencies_us.extend(t.latencies_us);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    total.latencies_us.sort_unstable();
+    let l = &total.latencies_us;
+    let report = serde_json::json!({
+        "concurrency": args.concurrency,
+        "batch": args.batch,
+        "seconds": elapsed,
+        "requests": total.requests,
+        "events_accepted": total.events,
+        "events_per_second": total.events as f64 / elapsed,
+        "requests_per_second": total.requests as f64 / elapsed,
+        "latency_ms": { "p50": percentile(l, 0.50), "p99": percentile(l, 0.99), "p999": percentile(l, 0.999), "max": percentile(l, 1.0) },
+        "errors_by_status": total.errors,
+    });
+    if args.json {
+        println!("{report}");
+        return Ok(());
+    }
+    println!(
+        "{:>6} conn  batch {:>4}  {:>9.0} events/s  {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  p99.9 {:>6.2} ms  errors {:?}",
+        args.concurrency,
+        args.batch,
+        report["events_per_second"].as_f64().unwrap_or_default(),
+        report["requests_per_second"].as_f64().unwrap_or_default(),
+        percentile(l, 0.50),
+        percentile(l, 0.99),
+        percentile(l, 0.999),
+        total.errors
+    );
+    Ok(())
+}
