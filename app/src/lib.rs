@@ -12,6 +12,7 @@ pub mod service;
 pub mod store;
 #[cfg(feature = "ssr")]
 pub mod web;
+pub mod workflow;
 
 use components::shell::Shell;
 use leptos::prelude::*;

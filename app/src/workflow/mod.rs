@@ -1,0 +1,10 @@
+//! THE PURE CORE: a workflow as data (one closed, serde-tagged enum of node
+//! kinds), its validation, and rule evaluation. No I/O, no clock, no
+//! randomness: compiled for the browser and the server alike.
+
+pub mod model;
+pub mod rules;
+pub mod validate;
+
+pub use model::*;
+pub use validate::{validate, Issue};
