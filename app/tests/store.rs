@@ -235,5 +235,13 @@ async fn one_group_merges_a_customers_events_and_drops_repeats() {
         assert_eq!(c1.attributes["email"], "new@x.io");
         let source = store::sources::find_by_slug(&db, "s").await.unwrap().unwrap();
         assert_eq!((source.accepted_count, source.duplicate_count), (4, 2), "{backend}");
+
+        // Nested values are replaced, not merged, on every backend.
+        let address =
+            |v: serde_json::Value| new_event(sid, &store::new_id(), "c-3", 1, serde_json::json!({ "address": v }));
+        store::events::commit(&db, &[address(serde_json::json!({ "city": "Lyon", "zip": "69001" }))]).await.unwrap();
+        store::events::commit(&db, &[address(serde_json::json!({ "city": "Nice" }))]).await.unwrap();
+        let c3 = store::events::customer(&db, "c-3").await.unwrap().unwrap().to_customer();
+        assert_eq!(c3.attributes["address"], serde_json::json!({ "city": "Nice" }), "{backend}");
     }
 }

@@ -200,6 +200,12 @@ async fn every_refusal_has_its_status_and_a_clear_error() {
         assert!(r.json["detail"].as_str().unwrap().contains("$.customer.id"), "{}", r.json);
         let letters = api(&app, Method::GET, "/api/v1/dead-letters?source=shop", &editor, None).await.json;
         assert_eq!(letters["items"][0]["payload"]["id"], "no-customer");
+
+        // A NUL character (which Postgres cannot store) is refused alike on every backend.
+        let nul = json!({ "id": "nul", "type": "x", "customer": { "id": "a\u{0}b" } }).to_string();
+        let r = send(&app, hook("shop", &secret, &nul)).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.json);
+        assert!(r.json["detail"].as_str().unwrap().contains("NUL"));
         assert_eq!(
             store::events::list(&db, None, &Default::default(), None, 10).await.unwrap().len(),
             0,

@@ -17,7 +17,9 @@ pub async fn change_password(current_password: String, new_password: String) -> 
     crate::web::respond(async move {
         let ctx = crate::web::ctx()?;
         let actor = crate::web::actor().await?;
-        crate::service::auth::change_password(&ctx, &actor, &current_password, &new_password).await
+        crate::service::auth::change_password(&ctx, &actor, &current_password, &new_password).await?;
+        // A new session id: whoever held the old one is out.
+        crate::web::session().await?.cycle_id().await.map_err(crate::web::session_error)
     })
     .await
 }

@@ -106,8 +106,29 @@ async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>, live: Live) {
                     let _ = job.reply.send(Ok(outcomes.by_ref().take(n).collect()));
                 }
             }
+            Err(err) if group.len() > 1 => {
+                // One bad job must not fail its neighbours: commit each alone.
+                tracing::warn!(error = %err, jobs = group.len(), "Group commit failed; retrying its jobs one by one.");
+                let mut rest = writes.into_iter();
+                for (job, n) in group.into_iter().zip(lens) {
+                    let own: Vec<Write> = rest.by_ref().take(n).collect();
+                    let result = store::events::commit(&db, &own).await;
+                    match result {
+                        Ok(written) => {
+                            if live.subscribers() > 0 {
+                                announce(&live, &own, &written);
+                            }
+                            let _ = job.reply.send(Ok(written));
+                        }
+                        Err(err) => {
+                            tracing::error!(error = %err, writes = own.len(), "Commit failed; nothing in it was acknowledged.");
+                            let _ = job.reply.send(Err(()));
+                        }
+                    }
+                }
+            }
             Err(err) => {
-                tracing::error!(error = %err, writes = writes.len(), "Group commit failed; nothing in it was acknowledged.");
+                tracing::error!(error = %err, writes = writes.len(), "Commit failed; nothing in it was acknowledged.");
                 for job in group {
                     let _ = job.reply.send(Err(()));
                 }
@@ -349,7 +370,17 @@ pub(crate) fn prepare(
     now: i64,
     replay_of: Option<String>,
 ) -> (Write, (Option<String>, Option<String>)) {
-    match mapping.apply(item) {
+    // Postgres cannot store NUL characters in text or JSONB; refuse them the same
+    // way on every backend rather than fail the whole group commit.
+    let mapped = mapping.apply(item).and_then(|m| {
+        let profile_has_nul = m.profile.values().any(|v| v.to_string().contains("\\u0000"));
+        if [&m.event_name, &m.customer_id, &m.event_id].iter().any(|s| s.contains('\0')) || profile_has_nul {
+            Err(crate::ingest::mapping::MappingError { path: "$".into(), reason: "contains a NUL character".into() })
+        } else {
+            Ok(m)
+        }
+    });
+    match mapped {
         Ok(m) => {
             let sender_id = m.event_id.clone();
             let write = Write::Event(NewEvent {

@@ -69,7 +69,7 @@ pub fn verify(header: Option<&str>, secrets: &[&str], body: &[u8], now: i64) -> 
     if candidates.is_empty() {
         return Err(SignatureError::Malformed);
     }
-    if (now - t).abs() > TOLERANCE_SECS {
+    if now.abs_diff(t) > TOLERANCE_SECS.unsigned_abs() {
         return Err(SignatureError::Expired);
     }
     for secret in secrets {
@@ -98,6 +98,8 @@ mod tests {
         assert_eq!(verify(Some("t=abc,v1=00"), &["whsec_a"], body, 1_000), Err(SignatureError::Malformed));
         assert_eq!(verify(Some("v1=00"), &["whsec_a"], body, 1_000), Err(SignatureError::Malformed));
         assert_eq!(verify(Some("t=1000"), &["whsec_a"], body, 1_000), Err(SignatureError::Malformed));
+        let far = format!("t={},v1=00", i64::MIN);
+        assert_eq!(verify(Some(&far), &["whsec_a"], body, 1_000), Err(SignatureError::Expired), "no overflow");
     }
 
     #[test]

@@ -95,7 +95,15 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
     let (merge_attributes, least, greatest) = if postgres {
         ("(customer.attributes::jsonb || excluded.attributes::jsonb)::text", "least", "greatest")
     } else {
-        ("json_patch(customer.attributes, excluded.attributes)", "min", "max")
+        // Top-level keys replaced, as with Postgres' `||`: first drop the incoming
+        // keys (a patch of nulls deletes them), then patch, so nested objects are
+        // replaced rather than merged.
+        (
+            "json_patch(json_patch(customer.attributes, \
+             (select json_group_object(key, json('null')) from json_each(excluded.attributes))), excluded.attributes)",
+            "min",
+            "max",
+        )
     };
     let upsert_customers = |rows: usize| {
         format!(

@@ -59,7 +59,18 @@ pub async fn insert_first(db: &Db, user_id: &str, email: &str, password_hash: &s
     let now = now_ms();
     let sql = "insert into app_user (user_id, email, password_hash, role, created_at, updated_at) \
                select $1, $2, $3, 'admin', $4, $4 where not exists (select 1 from app_user)";
-    let done = execute!(db, sqlx::query(sql).bind(user_id).bind(email).bind(password_hash).bind(now))?;
+    let done = match db {
+        // One statement is atomic on SQLite (a single writer); under Postgres' read
+        // committed two could both see "no users", so serialise them on a lock.
+        Db::Postgres(p) => {
+            let mut tx = p.begin().await?;
+            sqlx::query("select pg_advisory_xact_lock(7243001)").execute(&mut *tx).await?;
+            let n = sqlx::query(sql).bind(user_id).bind(email).bind(password_hash).bind(now).execute(&mut *tx).await?;
+            tx.commit().await?;
+            n.rows_affected()
+        }
+        Db::Sqlite(_) => execute!(db, sqlx::query(sql).bind(user_id).bind(email).bind(password_hash).bind(now))?,
+    };
     Ok(done == 1)
 }
 
