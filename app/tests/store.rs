@@ -176,7 +176,7 @@ fn new_event(
         occurred_at: at,
         received_at: at,
         payload: "{}".into(),
-        profile: profile.to_string(),
+        profile: profile.as_object().cloned().unwrap_or_default(),
         replay_of: None,
     })
 }

@@ -392,7 +392,7 @@ pub(crate) fn prepare(
                 occurred_at: m.occurred_at.unwrap_or(now),
                 received_at: now,
                 payload: item.to_string(),
-                profile: serde_json::Value::Object(m.profile).to_string(),
+                profile: m.profile,
                 replay_of,
             });
             (write, (Some(sender_id), None))

@@ -15,8 +15,8 @@ pub struct NewEvent {
     pub occurred_at: i64,
     pub received_at: i64,
     pub payload: String,
-    /// JSON object of profile attributes to merge into the customer.
-    pub profile: String,
+    /// Profile attributes to merge into the customer.
+    pub profile: serde_json::Map<String, serde_json::Value>,
     /// The dead letter this event replays, marked replayed in the same transaction.
     pub replay_of: Option<String>,
 }
@@ -147,7 +147,7 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
         let mut counts: HashMap<&str, Counts> = HashMap::new();
 
         // 1. Claim the dedupe keys; the ones returned are new.
-        let mut fresh_keys: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+        let mut fresh_keys: Vec<(String, String)> = Vec::new();
         for chunk in candidates.chunks(CHUNK) {
             let sql = format!(
                 "insert into event_dedupe (source_id, external_id, event_id, created_at) values {} \
@@ -160,9 +160,11 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
             }
             fresh_keys.extend(q.fetch_all(&mut *tx).await?);
         }
+        let claimed: std::collections::HashSet<(&str, &str)> =
+            fresh_keys.iter().map(|(s, x)| (s.as_str(), x.as_str())).collect();
         let mut fresh: Vec<(usize, &NewEvent)> = Vec::with_capacity(candidates.len());
         for (i, e) in &candidates {
-            if fresh_keys.contains(&(e.source_id.clone(), e.external_id.clone())) {
+            if claimed.contains(&(e.source_id.as_str(), e.external_id.as_str())) {
                 fresh.push((*i, *e));
             } else {
                 // Seen in an earlier group: point at the first event.
@@ -200,10 +202,7 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
         let mut customers: Vec<(&str, CustomerDelta)> = Vec::new();
         let mut at: HashMap<&str, usize> = HashMap::new();
         for (_, e) in &fresh {
-            let profile = match serde_json::from_str::<serde_json::Value>(&e.profile) {
-                Ok(serde_json::Value::Object(m)) => m,
-                _ => serde_json::Map::new(),
-            };
+            let profile = e.profile.clone();
             match at.get(e.customer_id.as_str()) {
                 Some(&k) => {
                     let d = &mut customers[k].1;
@@ -222,7 +221,7 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
             let sql = upsert_customers(chunk.len());
             let mut q = sqlx::query(&sql);
             for (id, d) in chunk {
-                q = q.bind(*id).bind(serde_json::Value::Object(d.profile.clone()).to_string()).bind(d.first).bind(d.last).bind(d.count);
+                q = q.bind(*id).bind(serde_json::to_string(&d.profile).unwrap_or_else(|_| "{}".into())).bind(d.first).bind(d.last).bind(d.count);
             }
             q.execute(&mut *tx).await?;
         }

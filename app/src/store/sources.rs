@@ -131,11 +131,3 @@ pub async fn delete(db: &Db, source_id: &str) -> sqlx::Result<bool> {
         Ok(n == 1)
     })
 }
-
-/// Adds rejected items to the source's counter (outside the group commit: a
-/// rejection stores only a dead letter).
-pub async fn count_rejected(db: &Db, source_id: &str, n: i64) -> sqlx::Result<()> {
-    let sql = "update source set rejected_count = rejected_count + $1 where source_id = $2";
-    execute!(db, sqlx::query(sql).bind(n).bind(source_id))?;
-    Ok(())
-}
