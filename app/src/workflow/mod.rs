@@ -1,9 +1,12 @@
 //! THE PURE CORE: a workflow as data (one closed, serde-tagged enum of node
-//! kinds), its validation, and rule evaluation. No I/O, no clock, no
-//! randomness: compiled for the browser and the server alike.
+//! kinds), its validation, evaluation and starter templates. No I/O, no
+//! clock, no randomness: compiled for the browser and the server alike.
 
+pub mod diff;
+pub mod eval;
 pub mod model;
 pub mod rules;
+pub mod templates;
 pub mod validate;
 
 pub use model::*;

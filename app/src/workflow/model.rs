@@ -60,6 +60,10 @@ impl Default for Settings {
     }
 }
 
+fn default_audience() -> String {
+    "Customer service".into()
+}
+
 /// A length of time as the marketer wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Span {
@@ -76,6 +80,10 @@ pub enum Unit {
 }
 
 impl Span {
+    pub fn week() -> Span {
+        Span { amount: 7, unit: Unit::Days }
+    }
+
     pub fn millis(self) -> i64 {
         let unit = match self.unit {
             Unit::Minutes => 60_000,
@@ -141,10 +149,11 @@ pub enum NodeKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         until_time_of_day: Option<String>,
     },
-    /// Outputs `received` or `timed_out`. Events for the same customer (and the
-    /// same value of `correlate_field`, if set) that arrive after the trigger count.
+    /// Outputs `received` or `timed_out`. Events of any of these names for the
+    /// same customer (and the same value of `correlate_field`, if set) that
+    /// arrive after the trigger count, even before the wait is reached.
     WaitForEvent {
-        event: String,
+        events: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         correlate_field: Option<String>,
         timeout: Span,
@@ -160,10 +169,12 @@ pub enum NodeKind {
         code_prefix: String,
         valid_for: Span,
     },
-    /// Raises an alert in the customer-service inbox.
+    /// Raises an alert in the inbox, for a team (the audience).
     Alert {
         severity: Severity,
         message: String,
+        #[serde(default = "default_audience")]
+        audience: String,
     },
     /// Calls an outside system.
     Webhook {
@@ -177,11 +188,14 @@ pub enum NodeKind {
     UpdateProfile {
         changes: Vec<ProfileChange>,
     },
-    /// Ends the run as converted when this event arrives (optionally carrying the issued code).
+    /// Ends the run as converted when this event arrives (optionally carrying the
+    /// issued offer code) within the window; otherwise the run completes unconverted.
     Goal {
         event: String,
         #[serde(default)]
         match_offer_code: bool,
+        #[serde(default = "Span::week")]
+        within: Span,
     },
 }
 

@@ -118,8 +118,10 @@ fn check_node(out: &mut Vec<Issue>, n: &Node) {
             }
             _ => out.push(issue(Some(id), Some("span"), "set either a duration or a time of day")),
         },
-        NodeKind::WaitForEvent { event, correlate_field, timeout } => {
-            required(out, "event", event);
+        NodeKind::WaitForEvent { events, correlate_field, timeout } => {
+            if events.iter().all(|e| e.trim().is_empty()) {
+                out.push(issue(Some(id), Some("events"), "name at least one event to wait for"));
+            }
             check_span(out, id, "timeout", timeout);
             if let Some(Err(e)) = correlate_field.as_deref().filter(|c| !c.trim().is_empty()).map(Path::parse) {
                 out.push(issue(Some(id), Some("correlate_field"), e));
@@ -156,8 +158,9 @@ fn check_node(out: &mut Vec<Issue>, n: &Node) {
             }
             check_span(out, id, "valid_for", valid_for);
         }
-        NodeKind::Alert { message, .. } => {
+        NodeKind::Alert { message, audience, .. } => {
             required(out, "message", message);
+            required(out, "audience", audience);
             check_template(out, id, "message", message);
         }
         NodeKind::Webhook { method, url, headers, body } => {
@@ -193,7 +196,10 @@ fn check_node(out: &mut Vec<Issue>, n: &Node) {
                 }
             }
         }
-        NodeKind::Goal { event, .. } => required(out, "event", event),
+        NodeKind::Goal { event, within, .. } => {
+            required(out, "event", event);
+            check_span(out, id, "within", within);
+        }
     }
 }
 
@@ -356,7 +362,7 @@ mod tests {
                 node(
                     "w",
                     NodeKind::WaitForEvent {
-                        event: "order_completed".into(),
+                        events: vec!["order_completed".into()],
                         correlate_field: Some("cart.id".into()),
                         timeout: mins(30),
                     },
@@ -380,7 +386,10 @@ mod tests {
                         body: r#"{"customer":"{{customer.id}}"}"#.into(),
                     },
                 ),
-                node("g", NodeKind::Goal { event: "order_completed".into(), match_offer_code: true }),
+                node(
+                    "g",
+                    NodeKind::Goal { event: "order_completed".into(), match_offer_code: true, within: Span::week() },
+                ),
             ],
             edges: vec![
                 edge("t", "next", "w"),
@@ -413,7 +422,10 @@ mod tests {
         let mut w = abandoned_cart();
         w.edges.retain(|e| !(e.from == "c" && e.port == "no"));
         w.edges.push(edge("g", "next", "t"));
-        w.nodes.push(node("lost", NodeKind::Alert { severity: Severity::Info, message: "hi".into() }));
+        w.nodes.push(node(
+            "lost",
+            NodeKind::Alert { severity: Severity::Info, message: "hi".into(), audience: "CS".into() },
+        ));
         w.edges.push(edge("lost", "next", END));
         w.edges.push(edge("o", "next", "h"));
         let issues = validate(&w);
@@ -448,10 +460,14 @@ mod tests {
             (NodeKind::Delay { span: None, until_time_of_day: Some("25:00".into()) }, "until_time_of_day"),
             (NodeKind::Delay { span: None, until_time_of_day: None }, "span"),
             (
-                NodeKind::WaitForEvent { event: "x".into(), correlate_field: Some("a..b".into()), timeout: mins(5) },
+                NodeKind::WaitForEvent {
+                    events: vec!["x".into()],
+                    correlate_field: Some("a..b".into()),
+                    timeout: mins(5),
+                },
                 "correlate_field",
             ),
-            (NodeKind::WaitForEvent { event: "x".into(), correlate_field: None, timeout: mins(0) }, "timeout"),
+            (NodeKind::WaitForEvent { events: vec!["x".into()], correlate_field: None, timeout: mins(0) }, "timeout"),
             (NodeKind::Split { branches: vec![SplitBranch { label: "A".into(), weight: 1 }] }, "branches"),
             (
                 NodeKind::Split {
@@ -480,8 +496,22 @@ mod tests {
                 },
                 "code_prefix",
             ),
-            (NodeKind::Alert { severity: Severity::Critical, message: "Cart of {{cart.value}}".into() }, "message"),
-            (NodeKind::Alert { severity: Severity::Critical, message: "Unclosed {{event.x".into() }, "message"),
+            (
+                NodeKind::Alert {
+                    severity: Severity::Critical,
+                    message: "Cart of {{cart.value}}".into(),
+                    audience: "CS".into(),
+                },
+                "message",
+            ),
+            (
+                NodeKind::Alert {
+                    severity: Severity::Critical,
+                    message: "Unclosed {{event.x".into(),
+                    audience: "CS".into(),
+                },
+                "message",
+            ),
             (
                 NodeKind::Webhook {
                     method: "FETCH".into(),
@@ -501,7 +531,7 @@ mod tests {
                 "url",
             ),
             (NodeKind::UpdateProfile { changes: vec![] }, "changes"),
-            (NodeKind::Goal { event: String::new(), match_offer_code: false }, "event"),
+            (NodeKind::Goal { event: String::new(), match_offer_code: false, within: Span::week() }, "event"),
         ];
         for (kind, field) in cases {
             let label = kind.label();
