@@ -21,6 +21,9 @@ pub enum AppError {
     Invalid { field: Option<String>, detail: String },
     #[error("{0}")]
     Conflict(String),
+    /// A workflow that cannot be published as it is; `issues` say why, node by node.
+    #[error("{detail}")]
+    NotPublishable { detail: String, issues: Vec<crate::workflow::Issue> },
     /// A request that cannot be read (e.g. malformed JSON).
     #[error("{0}")]
     Malformed(String),
@@ -51,6 +54,7 @@ impl AppError {
             AppError::NotFound(_) => "not_found",
             AppError::Invalid { .. } => "invalid_input",
             AppError::Conflict(_) => "conflict",
+            AppError::NotPublishable { .. } => "invalid_workflow",
             AppError::Malformed(_) => "bad_request",
             AppError::TooLarge(_) => "payload_too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -66,7 +70,7 @@ impl AppError {
             AppError::Forbidden(_) => 403,
             AppError::NotFound(_) => 404,
             AppError::Invalid { .. } => 422,
-            AppError::Conflict(_) => 409,
+            AppError::Conflict(_) | AppError::NotPublishable { .. } => 409,
             AppError::Malformed(_) => 400,
             AppError::TooLarge(_) => 413,
             AppError::UnsupportedMediaType(_) => 415,

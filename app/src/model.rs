@@ -218,3 +218,95 @@ pub struct EventFilter {
     /// Received before (unix ms).
     pub to: Option<i64>,
 }
+
+/// Where a workflow is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum WorkflowStatus {
+    /// Never published.
+    Draft,
+    /// A published version runs against incoming events.
+    Active,
+    /// Published, but not starting or advancing runs.
+    Paused,
+    /// Hidden from the list; never runs.
+    Archived,
+}
+
+impl WorkflowStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkflowStatus::Draft => "draft",
+            WorkflowStatus::Active => "active",
+            WorkflowStatus::Paused => "paused",
+            WorkflowStatus::Archived => "archived",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            WorkflowStatus::Draft => "Draft",
+            WorkflowStatus::Active => "Active",
+            WorkflowStatus::Paused => "Paused",
+            WorkflowStatus::Archived => "Archived",
+        }
+    }
+}
+
+impl FromStr for WorkflowStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "draft" => Ok(WorkflowStatus::Draft),
+            "active" => Ok(WorkflowStatus::Active),
+            "paused" => Ok(WorkflowStatus::Paused),
+            "archived" => Ok(WorkflowStatus::Archived),
+            other => Err(format!("unknown status '{other}'; expected draft, active, paused or archived")),
+        }
+    }
+}
+
+/// A workflow in the list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct WorkflowSummary {
+    pub workflow_id: String,
+    pub name: String,
+    pub status: WorkflowStatus,
+    /// The version that runs, once published.
+    pub active_version: Option<i64>,
+    pub latest_version: i64,
+    /// The draft differs from the latest version.
+    pub unpublished_changes: bool,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_by: String,
+    pub updated_at: i64,
+}
+
+/// A workflow with its draft and what stops the draft from being published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct WorkflowDetail {
+    #[serde(flatten)]
+    pub summary: WorkflowSummary,
+    /// The editable draft.
+    pub draft: crate::workflow::Workflow,
+    /// Send it back when saving: a save over a newer revision is refused (409).
+    pub revision: i64,
+    /// Validation problems of the draft; empty means it can be published.
+    pub issues: Vec<crate::workflow::Issue>,
+}
+
+/// A published version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct WorkflowVersion {
+    pub version: i64,
+    pub published_by: String,
+    pub published_at: i64,
+    /// E.g. "Rolled back to version 2".
+    pub note: Option<String>,
+    pub definition: crate::workflow::Workflow,
+}

@@ -10,6 +10,7 @@ pub mod signature;
 pub mod sources;
 pub mod throttle;
 pub mod users;
+pub mod workflows;
 
 use crate::error::{AppError, AppResult};
 use crate::model::{Me, Page, Role, SystemStatus};

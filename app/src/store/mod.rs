@@ -6,6 +6,7 @@ pub mod events;
 pub mod sessions;
 pub mod sources;
 pub mod users;
+pub mod workflows;
 
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Workflow {
     pub schema_version: u32,
     pub nodes: Vec<Node>,
@@ -17,6 +18,7 @@ pub struct Workflow {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Node {
     /// Unique within the workflow, stable across versions (used by diffs and traces).
     pub id: String,
@@ -31,6 +33,7 @@ pub struct Node {
 
 /// A connection from one node's output port to another node's input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Edge {
     pub from: String,
     /// The output port: `next`, `yes`/`no`, `received`/`timed_out`, a split branch's label.
@@ -39,6 +42,7 @@ pub struct Edge {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "policy")]
 pub enum ReEntry {
     /// A customer goes through the workflow at most once.
@@ -50,6 +54,7 @@ pub enum ReEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Settings {
     pub re_entry: ReEntry,
 }
@@ -66,12 +71,14 @@ fn default_audience() -> String {
 
 /// A length of time as the marketer wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Span {
     pub amount: u32,
     pub unit: Unit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
     Minutes,
@@ -95,6 +102,7 @@ impl Span {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DiscountKind {
     Percent,
@@ -103,6 +111,7 @@ pub enum DiscountKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -111,12 +120,14 @@ pub enum Severity {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SplitBranch {
     pub label: String,
     pub weight: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "action")]
 pub enum ProfileChange {
     Set { attribute: String, value: String },
@@ -128,6 +139,7 @@ pub enum ProfileChange {
 /// Every kind of node, closed: the executor matches it exhaustively, so a new
 /// kind cannot compile without its behaviour.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NodeKind {
     /// Starts a run: events of this name from these sources (empty: any source), passing the filter.

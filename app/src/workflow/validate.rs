@@ -14,6 +14,7 @@ pub const END: &str = "end";
 pub const TEMPLATE_ROOTS: [&str; 4] = ["event", "customer", "offer", "run"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Issue {
     /// The node concerned; `None` for the workflow as a whole.
     pub node: Option<String>,

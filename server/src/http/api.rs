@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dead-letters", get(list_dead_letters))
         .route("/dead-letters/{dead_letter_id}/replay", post(replay_dead_letter))
         .route("/stream", get(super::stream::stream))
+        .merge(super::workflows::routes())
         .fallback(not_found)
 }
 

@@ -2,6 +2,7 @@
 //! Internal errors are logged where they happen and answered without details.
 
 use app::error::AppError;
+use app::workflow::Issue;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +14,7 @@ pub struct ApiError {
     pub code: &'static str,
     pub detail: String,
     pub retry_after_secs: Option<u64>,
+    pub issues: Vec<Issue>,
 }
 
 /// The body of every error response.
@@ -22,11 +24,14 @@ pub struct ErrorBody {
     pub error: String,
     /// A sentence for people.
     pub detail: String,
+    /// For `invalid_workflow`: each problem, with the node and field it concerns.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub issues: Vec<Issue>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, code, detail: detail.into(), retry_after_secs: None }
+        ApiError { status, code, detail: detail.into(), retry_after_secs: None, issues: Vec::new() }
     }
 }
 
@@ -41,7 +46,11 @@ impl From<AppError> for ApiError {
             (AppError::Invalid { detail, .. }, Some(field)) => format!("{field}: {detail}"),
             _ => err.to_string(),
         };
-        ApiError { status, code: err.code(), detail, retry_after_secs }
+        let issues = match &err {
+            AppError::NotPublishable { issues, .. } => issues.clone(),
+            _ => Vec::new(),
+        };
+        ApiError { status, code: err.code(), detail, retry_after_secs, issues }
     }
 }
 
@@ -71,7 +80,7 @@ impl From<PathRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: self.code.to_string(), detail: self.detail };
+        let body = ErrorBody { error: self.code.to_string(), detail: self.detail, issues: self.issues };
         let mut res = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {

@@ -8,6 +8,7 @@ pub mod hooks;
 pub mod metrics;
 pub mod openapi;
 pub mod stream;
+pub mod workflows;
 
 use crate::AppState;
 use app::App;

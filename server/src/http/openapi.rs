@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations.
 
-use super::api;
 use super::error::ErrorBody;
+use super::{api, workflows};
 use crate::AppState;
 use axum::routing::get;
 use axum::Router;
@@ -19,6 +19,11 @@ use utoipa::{Modify, OpenApi};
         api::rotate_source_secret, api::source_example, api::send_test_event,
         api::list_events, api::get_event, api::get_customer, api::list_dead_letters, api::replay_dead_letter,
         super::hooks::receive, super::stream::stream,
+        workflows::list_workflows, workflows::create_workflow, workflows::get_workflow, workflows::update_workflow,
+        workflows::archive_workflow, workflows::duplicate_workflow, workflows::validate_workflow,
+        workflows::publish_workflow, workflows::pause_workflow, workflows::resume_workflow,
+        workflows::list_versions, workflows::get_version, workflows::rollback_workflow, workflows::diff_workflow,
+        workflows::list_templates,
     ),
     components(schemas(ErrorBody, app::model::Role)),
     modifiers(&BearerAuth),
