@@ -22,11 +22,13 @@ use leptos_router::path;
 use pages::{
     auth::{LoginPage, SetupPage},
     dashboard::DashboardPage,
+    designer::DesignerPage,
     events::{CustomerPage, EventsPage},
     not_found::NotFound,
-    sections::{AlertsPage, WorkflowsPage},
+    sections::AlertsPage,
     settings::SettingsPage,
     sources::{SourceDetailPage, SourcesPage},
+    workflows::WorkflowsPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -71,6 +73,7 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("") view=Shell>
                     <Route path=path!("") view=DashboardPage />
                     <Route path=path!("workflows") view=WorkflowsPage />
+                    <Route path=path!("workflows/:id") view=DesignerPage />
                     <Route path=path!("sources") view=SourcesPage />
                     <Route path=path!("sources/:slug") view=SourceDetailPage />
                     <Route path=path!("events") view=EventsPage />

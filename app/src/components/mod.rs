@@ -1,5 +1,6 @@
 //! Reusable pieces of UI.
 
+pub mod canvas;
 pub mod forms;
 pub mod live;
 pub mod shell;

@@ -2,8 +2,10 @@
 
 pub mod auth;
 pub mod dashboard;
+pub mod designer;
 pub mod events;
 pub mod not_found;
 pub mod sections;
 pub mod settings;
 pub mod sources;
+pub mod workflows;

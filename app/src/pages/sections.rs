@@ -23,19 +23,6 @@ fn EmptyState(
 }
 
 #[component]
-pub fn WorkflowsPage() -> impl IntoView {
-    view! {
-        <EmptyState
-            title="Workflows"
-            holds="Your event-to-action workflows: a trigger, conditions on the event and the customer, waits, A/B splits and actions such as a unique discount offer, an alert to customer service or a webhook."
-            start="No workflows yet. The canvas designer is not part of this version; workflows will be drawn here."
-        >
-            <p class="muted">"Meanwhile, invite the people who will build them in " <a href="/settings">"Settings"</a> "."</p>
-        </EmptyState>
-    }
-}
-
-#[component]
 pub fn AlertsPage() -> impl IntoView {
     view! {
         <EmptyState

@@ -255,3 +255,64 @@ impl Workflow {
         self.edges.iter().find(|e| e.from == from && e.port == port).map(|e| e.to.as_str())
     }
 }
+
+/// The `type` names of every node kind, in the designer's palette order.
+pub const KINDS: [&str; 10] =
+    ["trigger", "condition", "delay", "wait_for_event", "split", "offer", "alert", "webhook", "update_profile", "goal"];
+
+impl NodeKind {
+    /// The `type` name of this kind, as in the JSON.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            NodeKind::Trigger { .. } => "trigger",
+            NodeKind::Condition { .. } => "condition",
+            NodeKind::Delay { .. } => "delay",
+            NodeKind::WaitForEvent { .. } => "wait_for_event",
+            NodeKind::Split { .. } => "split",
+            NodeKind::Offer { .. } => "offer",
+            NodeKind::Alert { .. } => "alert",
+            NodeKind::Webhook { .. } => "webhook",
+            NodeKind::UpdateProfile { .. } => "update_profile",
+            NodeKind::Goal { .. } => "goal",
+        }
+    }
+
+    /// A new node of a kind as the palette drops it: sensible defaults, with
+    /// the fields only the marketer can know left empty (validation asks for them).
+    pub fn blank(type_name: &str) -> Option<NodeKind> {
+        use super::rules::{Join, RuleGroup};
+        let minutes = |amount| Span { amount, unit: Unit::Minutes };
+        Some(match type_name {
+            "trigger" => NodeKind::Trigger { sources: Vec::new(), event: String::new(), filter: None },
+            "condition" => NodeKind::Condition { rules: RuleGroup { join: Join::All, items: Vec::new() } },
+            "delay" => NodeKind::Delay { span: Some(minutes(30)), until_time_of_day: None },
+            "wait_for_event" => {
+                NodeKind::WaitForEvent { events: Vec::new(), correlate_field: None, timeout: minutes(30) }
+            }
+            "split" => NodeKind::Split {
+                branches: vec![
+                    SplitBranch { label: "A".into(), weight: 50 },
+                    SplitBranch { label: "B".into(), weight: 50 },
+                ],
+            },
+            "offer" => NodeKind::Offer {
+                discount: DiscountKind::Percent,
+                value: 10.0,
+                code_prefix: "OFFER".into(),
+                valid_for: Span { amount: 24, unit: Unit::Hours },
+            },
+            "alert" => {
+                NodeKind::Alert { severity: Severity::Warning, message: String::new(), audience: default_audience() }
+            }
+            "webhook" => NodeKind::Webhook {
+                method: "POST".into(),
+                url: String::new(),
+                headers: vec![("Content-Type".into(), "application/json".into())],
+                body: String::new(),
+            },
+            "update_profile" => NodeKind::UpdateProfile { changes: Vec::new() },
+            "goal" => NodeKind::Goal { event: String::new(), match_offer_code: false, within: Span::week() },
+            _ => return None,
+        })
+    }
+}

@@ -277,4 +277,15 @@ mod tests {
         }
         assert!(template("nope").is_none());
     }
+
+    #[test]
+    fn every_palette_kind_has_a_blank_that_names_its_type() {
+        for name in KINDS {
+            let kind = NodeKind::blank(name).unwrap();
+            assert_eq!(kind.type_name(), name);
+            let json = serde_json::to_value(Node { id: "n".into(), x: 0.0, y: 0.0, kind }).unwrap();
+            assert_eq!(json["type"], name, "the serde tag and the palette agree");
+        }
+        assert!(NodeKind::blank("teleport").is_none());
+    }
 }

@@ -1,0 +1,267 @@
+//! The canvas's geometry and node faces: where nodes and ports sit, how edges
+//! curve, what a node says about its configuration, and its icon. Pure
+//! functions; the designer page wires them to pointer events.
+
+use crate::workflow::rules::{Operand, RuleGroup, RuleItem};
+use crate::workflow::{NodeKind, ProfileChange, Span, Unit, Workflow};
+use leptos::prelude::*;
+
+pub const NODE_W: f64 = 220.0;
+const MIN_H: f64 = 84.0;
+const PORT_GAP: f64 = 26.0;
+
+/// A node's height: tall enough for its output ports.
+pub fn node_height(kind: &NodeKind) -> f64 {
+    MIN_H.max(30.0 + PORT_GAP * kind.ports().len() as f64)
+}
+
+/// Where output `index` of `count` sits, relative to the node's top.
+pub fn port_offset(height: f64, index: usize, count: usize) -> f64 {
+    height * (index as f64 + 1.0) / (count as f64 + 1.0)
+}
+
+/// A smooth left-to-right curve between two points.
+pub fn curve(x1: f64, y1: f64, x2: f64, y2: f64) -> String {
+    let dx = ((x2 - x1).abs() / 2.0).max(40.0);
+    format!("M {x1:.1} {y1:.1} C {:.1} {y1:.1}, {:.1} {y2:.1}, {x2:.1} {y2:.1}", x1 + dx, x2 - dx)
+}
+
+/// Pan and zoom: a world point `p` shows at `p * zoom + (x, y)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Viewport {
+    pub x: f64,
+    pub y: f64,
+    pub zoom: f64,
+}
+
+impl Default for Viewport {
+    fn default() -> Self {
+        Viewport { x: 40.0, y: 40.0, zoom: 1.0 }
+    }
+}
+
+impl Viewport {
+    pub fn to_world(&self, sx: f64, sy: f64) -> (f64, f64) {
+        ((sx - self.x) / self.zoom, (sy - self.y) / self.zoom)
+    }
+
+    /// Zooms by `factor` keeping the screen point (sx, sy) still.
+    pub fn zoom_at(&self, factor: f64, sx: f64, sy: f64) -> Viewport {
+        let zoom = (self.zoom * factor).clamp(0.25, 2.0);
+        let (wx, wy) = self.to_world(sx, sy);
+        Viewport { x: sx - wx * zoom, y: sy - wy * zoom, zoom }
+    }
+
+    /// Shows every node in a `width` × `height` screen area.
+    pub fn fit(w: &Workflow, width: f64, height: f64) -> Viewport {
+        if w.nodes.is_empty() || width <= 0.0 || height <= 0.0 {
+            return Viewport::default();
+        }
+        let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+        for n in &w.nodes {
+            x0 = x0.min(n.x);
+            y0 = y0.min(n.y);
+            x1 = x1.max(n.x + NODE_W + 60.0);
+            y1 = y1.max(n.y + node_height(&n.kind));
+        }
+        let pad = 40.0;
+        let zoom = ((width - 2.0 * pad) / (x1 - x0)).min((height - 2.0 * pad) / (y1 - y0)).clamp(0.25, 1.25);
+        let x = (width - (x1 - x0) * zoom) / 2.0 - x0 * zoom;
+        let y = (height - (y1 - y0) * zoom) / 2.0 - y0 * zoom;
+        Viewport { x, y, zoom }
+    }
+}
+
+pub fn span_text(s: &Span) -> String {
+    let unit = match (s.unit, s.amount) {
+        (Unit::Minutes, 1) => "minute",
+        (Unit::Minutes, _) => "minutes",
+        (Unit::Hours, 1) => "hour",
+        (Unit::Hours, _) => "hours",
+        (Unit::Days, 1) => "day",
+        (Unit::Days, _) => "days",
+    };
+    format!("{} {unit}", s.amount)
+}
+
+fn operand_text(o: &Operand) -> String {
+    match o {
+        Operand::Event { path } => path.clone(),
+        Operand::Profile { attribute } => format!("customer.{attribute}"),
+        Operand::CountInWindow { event, hours } => format!("count of {event} in {hours} h"),
+        Operand::SumInWindow { event, path, hours } => format!("sum of {event}.{path} in {hours} h"),
+        Operand::LastSeen => "last seen".into(),
+    }
+}
+
+/// "cart.value > 500", "and 2 more".
+pub fn rules_text(g: &RuleGroup) -> String {
+    let count = g.items.len();
+    let first = match g.items.first() {
+        None => return "no rules yet".into(),
+        Some(RuleItem::Group(inner)) => format!("({})", rules_text(inner)),
+        Some(RuleItem::Rule(r)) => {
+            use crate::workflow::rules::Op::*;
+            let op = match r.op {
+                Eq => "=",
+                Ne => "≠",
+                Lt => "<",
+                Le => "≤",
+                Gt => ">",
+                Ge => "≥",
+                Contains => "contains",
+                StartsWith => "starts with",
+                In => "in",
+                Exists => "exists",
+                NotExists => "does not exist",
+            };
+            let value = match &r.value {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(s) => format!(" {s}"),
+                other => format!(" {other}"),
+            };
+            format!("{} {op}{value}", operand_text(&r.operand))
+        }
+    };
+    let join = match g.join {
+        crate::workflow::rules::Join::All => "and",
+        crate::workflow::rules::Join::Any => "or",
+    };
+    if count > 1 {
+        format!("{first} {join} {} more", count - 1)
+    } else {
+        first
+    }
+}
+
+/// One line about a node's configuration, for its face on the canvas.
+pub fn summary(kind: &NodeKind) -> String {
+    let or_missing = |s: &str, what: &str| if s.trim().is_empty() { format!("set the {what}") } else { s.to_string() };
+    match kind {
+        NodeKind::Trigger { event, filter, sources } => {
+            let mut s = or_missing(event, "event");
+            if !sources.is_empty() {
+                s.push_str(&format!(" from {}", sources.join(", ")));
+            }
+            if let Some(f) = filter.as_ref().filter(|f| !f.items.is_empty()) {
+                s.push_str(&format!(" · if {}", rules_text(f)));
+            }
+            s
+        }
+        NodeKind::Condition { rules } => rules_text(rules),
+        NodeKind::Delay { span: Some(s), .. } => span_text(s),
+        NodeKind::Delay { until_time_of_day: Some(t), .. } => format!("until {t} UTC"),
+        NodeKind::Delay { .. } => "set a duration".into(),
+        NodeKind::WaitForEvent { events, timeout, .. } => {
+            let names: Vec<&str> = events.iter().map(String::as_str).filter(|e| !e.trim().is_empty()).collect();
+            if names.is_empty() {
+                "set the event".into()
+            } else {
+                format!("{} · {}", names.join(" or "), span_text(timeout))
+            }
+        }
+        NodeKind::Split { branches } => {
+            branches.iter().map(|b| format!("{} {}", b.label, b.weight)).collect::<Vec<_>>().join(" · ")
+        }
+        NodeKind::Offer { discount, value, valid_for, code_prefix } => {
+            let amount = match discount {
+                crate::workflow::DiscountKind::Percent => format!("{value} % off"),
+                crate::workflow::DiscountKind::FixedAmount => format!("{value} off"),
+                crate::workflow::DiscountKind::FreeShipping => "free shipping".into(),
+            };
+            format!("{amount} · {} · {code_prefix}-…", span_text(valid_for))
+        }
+        NodeKind::Alert { severity, audience, .. } => format!("{severity:?} → {audience}"),
+        NodeKind::Webhook { method, url, .. } => {
+            let host = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("");
+            format!("{method} {}", or_missing(host, "URL"))
+        }
+        NodeKind::UpdateProfile { changes } if changes.is_empty() => "add a change".into(),
+        NodeKind::UpdateProfile { changes } => changes
+            .iter()
+            .map(|c| match c {
+                ProfileChange::Set { attribute, .. } => format!("set {attribute}"),
+                ProfileChange::Unset { attribute } => format!("unset {attribute}"),
+                ProfileChange::AddTag { tag } => format!("tag {tag}"),
+                ProfileChange::RemoveTag { tag } => format!("untag {tag}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        NodeKind::Goal { event, match_offer_code, within } => format!(
+            "{}{} · {}",
+            or_missing(event, "event"),
+            if *match_offer_code { " with the code" } else { "" },
+            span_text(within)
+        ),
+    }
+}
+
+/// The kind's family, for its colour.
+pub fn family(type_name: &str) -> &'static str {
+    match type_name {
+        "trigger" => "start",
+        "condition" | "split" => "logic",
+        "delay" | "wait_for_event" => "time",
+        "goal" => "goal",
+        _ => "action",
+    }
+}
+
+/// A 16 × 16 line icon for a node kind.
+pub fn icon(type_name: &str) -> impl IntoView {
+    let d = match type_name {
+        "trigger" => "M9 1 L3 9 H7.5 L6.5 15 L13 6.5 H8.5 Z",
+        "condition" => "M8 1.5 L14.5 8 L8 14.5 L1.5 8 Z",
+        "delay" => "M8 1.5 A6.5 6.5 0 1 0 8.01 1.5 M8 4 V8 L11 10",
+        "wait_for_event" => "M4 1.5 H12 L8 8 L12 14.5 H4 L8 8 Z",
+        "split" => "M1.5 8 H6 L13 3 M6 8 L13 13 M11 2 L13.5 3 L12.5 5.5 M11 14 L13.5 13 L12.5 10.5",
+        "offer" => "M1.5 1.5 H8 L14.5 8 L8 14.5 L1.5 8 Z M5 5 H5.01",
+        "alert" => "M8 1.5 L15 14 H1 Z M8 6 V9.5 M8 11.5 V11.6",
+        "webhook" => "M2 5 H13 L10 2 M14 11 H3 L6 14",
+        "update_profile" => "M8 2 A3 3 0 1 0 8.01 2 M2.5 14.5 C3 10.5 13 10.5 13.5 14.5",
+        _ => "M3 15 V1.5 H13 L10.5 5 L13 8.5 H3",
+    };
+    view! {
+        <svg class="icon" viewBox="0 0 16 16" width="16" height="16" aria-hidden="true">
+            <path d=d fill="none" stroke="currentColor" stroke-width="1.6" stroke-linejoin="round" stroke-linecap="round" />
+        </svg>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::templates::abandoned_cart;
+
+    #[test]
+    fn geometry_places_ports_and_fits_the_workflow() {
+        let w = abandoned_cart();
+        let split = NodeKind::blank("split").unwrap();
+        assert!(node_height(&split) >= MIN_H);
+        assert_eq!(port_offset(90.0, 0, 2), 30.0);
+        assert_eq!(port_offset(90.0, 1, 2), 60.0);
+        let v = Viewport::fit(&w, 1200.0, 600.0);
+        for n in &w.nodes {
+            let (sx, sy) = (n.x * v.zoom + v.x, n.y * v.zoom + v.y);
+            assert!((0.0..1200.0).contains(&sx) && (0.0..600.0).contains(&sy), "{} at {sx},{sy}", n.id);
+        }
+        let z = v.zoom_at(1.5, 300.0, 200.0);
+        let before = v.to_world(300.0, 200.0);
+        let after = z.to_world(300.0, 200.0);
+        assert!((before.0 - after.0).abs() < 1e-9 && (before.1 - after.1).abs() < 1e-9, "zoom keeps the point");
+        assert!(curve(0.0, 0.0, 100.0, 50.0).starts_with("M 0.0 0.0 C 50.0 0.0"));
+    }
+
+    #[test]
+    fn node_faces_summarise_their_configuration() {
+        let w = abandoned_cart();
+        let face = |id: &str| summary(&w.node(id).unwrap().kind);
+        assert_eq!(face("trigger"), "cart_updated");
+        assert_eq!(face("wait_checkout"), "checkout_started or order_completed · 30 minutes");
+        assert_eq!(face("big_cart"), "cart.value > 500.0");
+        assert_eq!(face("offer"), "10 % off · 24 hours · CART-…");
+        assert_eq!(face("converted"), "order_completed with the code · 24 hours");
+        assert_eq!(face("reminder"), "POST crm.example.com");
+        assert_eq!(summary(&NodeKind::blank("trigger").unwrap()), "set the event");
+    }
+}
