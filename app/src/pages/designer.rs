@@ -942,13 +942,22 @@ fn NodeCard(ed: Ed, id: String, issues: Memo<Vec<Issue>>) -> impl IntoView {
         let (sx, sy) = (f64::from(ev.client_x()), f64::from(ev.client_y()));
         ed.gesture.set_value(Some(Gesture::Move { sx, sy, start, before: ed.wf.get_untracked(), moved: false }));
     };
+    // Moving a node changes only its style; its face is rebuilt when its configuration changes.
+    let kind = Memo::new(move |_| node.with(|n| n.as_ref().map(|n| n.kind.clone())));
+    let style = move || {
+        node.with(|n| {
+            n.as_ref()
+                .map(|n| format!("left: {}px; top: {}px; width: {NODE_W}px; height: {}px", n.x, n.y, node_height(&n.kind)))
+                .unwrap_or_default()
+        })
+    };
     move || {
-        let n = node.get()?;
+        let kind = kind.get()?;
+        let n = Node { id: node_id.get_value(), x: 0.0, y: 0.0, kind };
         let type_name = n.kind.type_name();
         let h = node_height(&n.kind);
         let ports = n.kind.ports();
         let count = ports.len();
-        let style = format!("left: {}px; top: {}px; width: {NODE_W}px; height: {h}px", n.x, n.y);
         let class = move || {
             let mut c = format!("node family-{}", family(type_name));
             if selected() {
