@@ -50,6 +50,8 @@ enum Gesture {
     Connect { from: String, port: String },
 }
 
+type AfterSave = Box<dyn FnOnce(bool) + Send + Sync>;
+
 /// The designer's state: small `Copy` handles to signals.
 #[derive(Clone, Copy)]
 struct Ed {
@@ -69,6 +71,10 @@ struct Ed {
     diff: RwSignal<Option<(String, Diff)>>,
     save: RwSignal<SaveState>,
     generation: StoredValue<u64>,
+    /// A save request is on its way; another waits for it rather than race it.
+    in_flight: StoredValue<bool>,
+    /// What to do once the next save ends (publish, roll back), told whether it worked.
+    after_save: StoredValue<Vec<AfterSave>>,
     gesture: StoredValue<Option<Gesture>>,
     /// The loose end of a connection being drawn, in world coordinates.
     pointer: RwSignal<Option<(String, String, f64, f64)>>,
@@ -169,6 +175,17 @@ impl Ed {
         }
     }
 
+    /// Records a finished drag as one undoable step and saves it.
+    fn commit_move(self, before: Workflow) {
+        self.history.update_value(|h| {
+            h.past.push(before);
+            h.future.clear();
+            h.last_key = None;
+        });
+        self.refresh_undo();
+        self.touch();
+    }
+
     fn keep_selection(self) {
         let ids: Vec<String> = self.wf.with_untracked(|w| w.nodes.iter().map(|n| n.id.clone()).collect());
         self.selected.update(|s| s.retain(|id| ids.contains(id)));
@@ -176,7 +193,7 @@ impl Ed {
 
     /// Marks the draft changed and saves it shortly after the last change.
     fn touch(self) {
-        if matches!(self.save.get_untracked(), SaveState::Conflict(_)) {
+        if matches!(self.save.try_get_untracked(), None | Some(SaveState::Conflict(_))) {
             return;
         }
         self.save.set(SaveState::Dirty);
@@ -186,7 +203,9 @@ impl Ed {
         });
         set_timeout(
             move || {
-                if self.generation.try_get_value() == generation && self.save.get_untracked() == SaveState::Dirty {
+                if self.generation.try_get_value() == generation
+                    && self.save.try_get_untracked() == Some(SaveState::Dirty)
+                {
                     self.save_now(None);
                 }
             },
@@ -194,32 +213,67 @@ impl Ed {
         );
     }
 
-    /// Saves the draft now; `then` runs after a successful save.
-    fn save_now(self, then: Option<Box<dyn FnOnce() + 'static>>) {
-        if matches!(self.save.get_untracked(), SaveState::Conflict(_)) {
+    /// Takes a saved workflow's revision and summary, unless a newer answer came first.
+    fn accept(self, detail: &crate::model::WorkflowDetail) {
+        if self.revision.try_get_untracked().is_some_and(|r| detail.revision >= r) {
+            self.revision.set(detail.revision);
+            self.summary.set(Some(detail.summary.clone()));
+        }
+    }
+
+    fn after_saving(self, ok: bool) {
+        if let Some(waiting) = self.after_save.try_update_value(std::mem::take) {
+            for f in waiting {
+                f(ok);
+            }
+        }
+    }
+
+    /// Saves the draft now (one request at a time; edits made meanwhile are
+    /// saved right after); `then` runs when the draft is saved, or not.
+    fn save_now(self, then: Option<AfterSave>) {
+        if let Some(then) = then {
+            self.after_save.try_update_value(|w| w.push(then));
+        }
+        let Some(state) = self.save.try_get_untracked() else { return };
+        if self.in_flight.try_get_value() != Some(false) {
             return;
+        }
+        match state {
+            SaveState::Conflict(_) => return self.after_saving(false),
+            SaveState::Saved => return self.after_saving(true),
+            _ => {}
         }
         let generation = self.generation.get_value();
         let Ok(json) = serde_json::to_string(&self.wf.get_untracked()) else { return };
+        self.in_flight.set_value(true);
         self.save.set(SaveState::Saving);
         let (id, revision, name) = (self.id.get_value(), self.revision.get_untracked(), self.name.get_untracked());
         spawn_local(async move {
-            match save_workflow(id, revision, name, json).await {
+            let result = save_workflow(id, revision, name, json).await;
+            // The designer may be gone (the user left): then there is nothing to update.
+            if self.in_flight.try_update_value(|f| *f = false).is_none() {
+                return;
+            }
+            match result {
                 Ok(detail) => {
-                    self.revision.set(detail.revision);
-                    self.summary.set(Some(detail.summary));
+                    self.accept(&detail);
                     if self.generation.try_get_value() == Some(generation) {
                         self.save.set(SaveState::Saved);
-                        if let Some(then) = then {
-                            then();
-                        }
+                        self.after_saving(true);
                     } else {
                         self.save.set(SaveState::Dirty);
-                        self.save_now(then);
+                        self.save_now(None);
                     }
                 }
-                Err(AppError::Conflict(message)) => self.save.set(SaveState::Conflict(message)),
-                Err(e) => self.save.set(SaveState::Failed(e.to_string())),
+                Err(AppError::Conflict(message)) => {
+                    self.save.set(SaveState::Conflict(message));
+                    self.after_saving(false);
+                }
+                Err(e) => {
+                    self.save.set(SaveState::Failed(e.to_string()));
+                    self.after_saving(false);
+                }
             }
         });
     }
@@ -347,6 +401,8 @@ fn Designer(detail: crate::model::WorkflowDetail, editable: bool) -> impl IntoVi
         diff: RwSignal::new(None),
         save: RwSignal::new(SaveState::Saved),
         generation: StoredValue::new(0),
+        in_flight: StoredValue::new(false),
+        after_save: StoredValue::new(Vec::new()),
         gesture: StoredValue::new(None),
         pointer: RwSignal::new(None),
         notice: RwSignal::new(None),
@@ -402,6 +458,9 @@ fn Designer(detail: crate::model::WorkflowDetail, editable: bool) -> impl IntoVi
             (false, "Escape") => {
                 ed.selected.set(Vec::new());
                 ed.pointer.set(None);
+                if let Some(Gesture::Move { before, moved: true, .. }) = ed.gesture.get_value() {
+                    ed.commit_move(before);
+                }
                 ed.gesture.set_value(None);
             }
             (false, "ArrowLeft" | "ArrowRight" | "ArrowUp" | "ArrowDown")
@@ -459,15 +518,7 @@ fn Designer(detail: crate::model::WorkflowDetail, editable: bool) -> impl IntoVi
         let Some(gesture) = ed.gesture.get_value() else { return };
         ed.gesture.set_value(None);
         match gesture {
-            Gesture::Move { before, moved: true, .. } => {
-                ed.history.update_value(|h| {
-                    h.past.push(before);
-                    h.future.clear();
-                    h.last_key = None;
-                });
-                ed.refresh_undo();
-                ed.touch();
-            }
+            Gesture::Move { before, moved: true, .. } => ed.commit_move(before),
             Gesture::Connect { from, port } => {
                 ed.pointer.set(None);
                 let target = web_sys::window()
@@ -567,14 +618,18 @@ fn Toolbar(
         }
         publishing.set(true);
         ed.notice.set(None);
-        let go = move || {
+        ed.save_now(Some(Box::new(move |saved| {
+            if !saved {
+                // The toolbar already says why the draft could not be saved.
+                publishing.set(false);
+                return;
+            }
             let id = ed.id.get_value();
             spawn_local(async move {
                 match publish_workflow(id).await {
                     Ok(detail) => {
-                        ed.revision.set(detail.revision);
+                        ed.accept(&detail);
                         let v = detail.summary.latest_version;
-                        ed.summary.set(Some(detail.summary));
                         ed.notice.set(Some((true, format!("Published version {v}."))));
                         ed.versions_changed.update(|n| *n += 1);
                     }
@@ -582,30 +637,13 @@ fn Toolbar(
                 }
                 publishing.set(false);
             });
-        };
-        if ed.save.get_untracked() == SaveState::Saved {
-            go();
-        } else {
-            ed.save_now(Some(Box::new(go)));
-            // A failed save ends the attempt; its message shows in the toolbar.
-            set_timeout(
-                move || {
-                    if matches!(ed.save.get_untracked(), SaveState::Failed(_) | SaveState::Conflict(_)) {
-                        publishing.set(false);
-                    }
-                },
-                Duration::from_secs(3),
-            );
-        }
+        })));
     };
     let pause = move |pause: bool| {
         let id = ed.id.get_value();
         spawn_local(async move {
             match set_workflow_paused(id, pause).await {
-                Ok(detail) => {
-                    ed.revision.set(detail.revision);
-                    ed.summary.set(Some(detail.summary));
-                }
+                Ok(detail) => ed.accept(&detail),
                 Err(e) => ed.notice.set(Some((false, e.to_string()))),
             }
         });
@@ -947,7 +985,9 @@ fn NodeCard(ed: Ed, id: String, issues: Memo<Vec<Issue>>) -> impl IntoView {
     let style = move || {
         node.with(|n| {
             n.as_ref()
-                .map(|n| format!("left: {}px; top: {}px; width: {NODE_W}px; height: {}px", n.x, n.y, node_height(&n.kind)))
+                .map(|n| {
+                    format!("left: {}px; top: {}px; width: {NODE_W}px; height: {}px", n.x, n.y, node_height(&n.kind))
+                })
                 .unwrap_or_default()
         })
     };
@@ -1057,8 +1097,44 @@ fn FieldIssues(issues: Memo<Vec<Issue>>, node: String, #[prop(into)] field: Stri
     }
 }
 
+/// What an input shows: the text as typed while it still means what the model
+/// holds (so "1." or a trailing space survive the trip through the model), and
+/// the model's text when the model changes otherwise (undo, another input).
+fn typed(
+    model: impl Fn() -> String + Send + Sync + 'static,
+    means: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+) -> RwSignal<String> {
+    let raw = RwSignal::new(untrack(&model));
+    Effect::new(move |_| {
+        let current = model();
+        let keep = raw.with_untracked(|typed| means(typed).is_none_or(|meant| meant == current));
+        if !keep {
+            raw.set(current);
+        }
+    });
+    raw
+}
+
+fn parsed<T: std::str::FromStr + ToString>(text: &str) -> Option<String> {
+    text.trim().parse::<T>().ok().map(|v| v.to_string())
+}
+
 type Getter<T> = fn(&NodeKind) -> T;
 type Setter<T> = fn(&mut NodeKind, T);
+
+/// The typed text of a field read by `get` and written by `set`.
+fn model_text(ed: Ed, id: StoredValue<String>, get: Getter<String>, set: Setter<String>) -> RwSignal<String> {
+    typed(
+        move || ed.shown_node(&id.get_value()).map(|n| get(&n.kind)).unwrap_or_default(),
+        move |text| {
+            untrack(|| ed.shown_node(&id.get_value())).map(|n| {
+                let mut kind = n.kind;
+                set(&mut kind, text.to_string());
+                get(&kind)
+            })
+        },
+    )
+}
 
 fn text_field(
     ed: Ed,
@@ -1070,16 +1146,18 @@ fn text_field(
     set: Setter<String>,
 ) -> impl IntoView {
     let id = StoredValue::new(node.to_string());
+    let raw = model_text(ed, id, get, set);
     view! {
         <label>
             {label}
             <input
                 type="text"
                 data-field=field
-                prop:value=move || ed.shown_node(&id.get_value()).map(|n| get(&n.kind)).unwrap_or_default()
+                prop:value=move || raw.get()
                 disabled=move || ed.read_only()
                 on:input=move |ev| {
                     let v = event_target_value(&ev);
+                    raw.set(v.clone());
                     ed.edit_node(&id.get_value(), field, move |k| set(k, v));
                 }
             />
@@ -1098,16 +1176,18 @@ fn area_field(
     set: Setter<String>,
 ) -> impl IntoView {
     let id = StoredValue::new(node.to_string());
+    let raw = model_text(ed, id, get, set);
     view! {
         <label>
             {label}
             <textarea
                 rows="4"
                 data-field=field
-                prop:value=move || ed.shown_node(&id.get_value()).map(|n| get(&n.kind)).unwrap_or_default()
+                prop:value=move || raw.get()
                 disabled=move || ed.read_only()
                 on:input=move |ev| {
                     let v = event_target_value(&ev);
+                    raw.set(v.clone());
                     ed.edit_node(&id.get_value(), field, move |k| set(k, v));
                 }
             ></textarea>
@@ -1126,6 +1206,10 @@ fn number_field(
     set: Setter<f64>,
 ) -> impl IntoView {
     let id = StoredValue::new(node.to_string());
+    let raw = typed(
+        move || ed.shown_node(&id.get_value()).map(|n| get(&n.kind).to_string()).unwrap_or_default(),
+        parsed::<f64>,
+    );
     view! {
         <label>
             {label}
@@ -1133,9 +1217,10 @@ fn number_field(
                 type="number"
                 step="any"
                 data-field=field
-                prop:value=move || ed.shown_node(&id.get_value()).map(|n| get(&n.kind).to_string()).unwrap_or_default()
+                prop:value=move || raw.get()
                 disabled=move || ed.read_only()
                 on:input=move |ev| {
+                    raw.set(event_target_value(&ev));
                     if let Ok(v) = event_target_value(&ev).trim().parse::<f64>() {
                         ed.edit_node(&id.get_value(), field, move |k| set(k, v));
                     }
@@ -1207,6 +1292,7 @@ fn span_field(
 ) -> impl IntoView {
     let id = StoredValue::new(node.to_string());
     let current = move || ed.shown_node(&id.get_value()).and_then(|n| get(&n.kind));
+    let amount_text = typed(move || current().map(|s| s.amount.to_string()).unwrap_or_default(), parsed::<u32>);
     view! {
         <div class="field">
             <span class="field-label">{label}</span>
@@ -1216,10 +1302,11 @@ fn span_field(
                     min="1"
                     aria-label=format!("{label}: amount")
                     data-field=format!("{field}.amount")
-                    prop:value=move || current().map(|s| s.amount.to_string()).unwrap_or_default()
+                    prop:value=move || amount_text.get()
                     disabled=move || ed.read_only()
                     on:input=move |ev| {
-                        let amount = event_target_value(&ev).trim().parse::<u32>().unwrap_or(0);
+                        amount_text.set(event_target_value(&ev));
+                        let Ok(amount) = event_target_value(&ev).trim().parse::<u32>() else { return };
                         let unit = current().map(|s| s.unit).unwrap_or(Unit::Minutes);
                         ed.edit_node(&id.get_value(), field, move |k| set(k, Span { amount, unit }));
                     }
@@ -1463,6 +1550,10 @@ fn BranchesEditor(ed: Ed, issues: Memo<Vec<Issue>>, node: String) -> impl IntoVi
             {move || {
                 (0..count.get())
                     .map(|i| {
+                        let weight_raw = typed(
+                            move || branches().get(i).map(|b| b.weight.to_string()).unwrap_or_default(),
+                            parsed::<u32>,
+                        );
                         view! {
                             <div class="branch-row">
                                 <input
@@ -1475,11 +1566,15 @@ fn BranchesEditor(ed: Ed, issues: Memo<Vec<Issue>>, node: String) -> impl IntoVi
                                         let node = id.get_value();
                                         set(
                                             Box::new(move |b, edges| {
-                                                if let Some(branch) = b.get_mut(i) {
-                                                    // Keep the branch's connection under its new name.
-                                                    for e in edges.iter_mut().filter(|e| e.from == node && e.port == branch.label) {
+                                                let Some(old) = b.get(i).map(|x| x.label.clone()) else { return };
+                                                // The connection follows the branch only while both names are its own.
+                                                let unique = |name: &str| b.iter().enumerate().all(|(j, x)| j == i || x.label != name);
+                                                if unique(&old) && unique(&label) {
+                                                    for e in edges.iter_mut().filter(|e| e.from == node && e.port == old) {
                                                         e.port = label.clone();
                                                     }
+                                                }
+                                                if let Some(branch) = b.get_mut(i) {
                                                     branch.label = label;
                                                 }
                                             }),
@@ -1491,10 +1586,11 @@ fn BranchesEditor(ed: Ed, issues: Memo<Vec<Issue>>, node: String) -> impl IntoVi
                                     type="number"
                                     min="0"
                                     aria-label=format!("Branch {} weight", i + 1)
-                                    prop:value=move || branches().get(i).map(|b| b.weight.to_string()).unwrap_or_default()
+                                    prop:value=move || weight_raw.get()
                                     disabled=move || ed.read_only()
                                     on:input=move |ev| {
-                                        let weight = event_target_value(&ev).trim().parse::<u32>().unwrap_or(0);
+                                        weight_raw.set(event_target_value(&ev));
+                                        let Ok(weight) = event_target_value(&ev).trim().parse::<u32>() else { return };
                                         set(
                                             Box::new(move |b, _| {
                                                 if let Some(branch) = b.get_mut(i) {
@@ -1515,7 +1611,9 @@ fn BranchesEditor(ed: Ed, issues: Memo<Vec<Issue>>, node: String) -> impl IntoVi
                                             Box::new(move |b, edges| {
                                                 if i < b.len() {
                                                     let gone = b.remove(i);
-                                                    edges.retain(|e| !(e.from == node && e.port == gone.label));
+                                                    if !b.iter().any(|x| x.label == gone.label) {
+                                                        edges.retain(|e| !(e.from == node && e.port == gone.label));
+                                                    }
                                                 }
                                             }),
                                             None,
@@ -1839,10 +1937,10 @@ fn value_text(v: &Value) -> String {
 }
 
 fn typed_value(text: &str, t: ValueType) -> Value {
-    let text = text.trim();
+    let trimmed = text.trim();
     match t {
-        ValueType::Number => text.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number),
-        ValueType::Bool => match text {
+        ValueType::Number => trimmed.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number),
+        ValueType::Bool => match trimmed {
             "true" => Some(Value::Bool(true)),
             "false" => Some(Value::Bool(false)),
             _ => None,
@@ -1892,22 +1990,42 @@ fn RuleEditor(ed: Ed, node: String, path: Vec<usize>, index: usize) -> impl Into
     };
     let operand_inputs = move || {
         let text = |label: &'static str, get: fn(&Operand) -> String, set: fn(&mut Operand, String)| {
+            let raw = typed(
+                move || rule().map(|r| get(&r.operand)).unwrap_or_default(),
+                move |text| {
+                    untrack(rule).map(|r| {
+                        let mut operand = r.operand;
+                        set(&mut operand, text.to_string());
+                        get(&operand)
+                    })
+                },
+            );
             view! {
                 <input
                     type="text"
                     placeholder=label
                     aria-label=label
                     data-field=format!("rule.{label}")
-                    prop:value=move || rule().map(|r| get(&r.operand)).unwrap_or_default()
+                    prop:value=move || raw.get()
                     disabled=move || ed.read_only()
                     on:input=move |ev| {
                         let v = event_target_value(&ev);
+                        raw.set(v.clone());
                         edit(Some(label), Box::new(move |r| set(&mut r.operand, v)));
                     }
                 />
             }
         };
         let hours = move || {
+            let raw = typed(
+                move || match rule().map(|r| r.operand) {
+                    Some(Operand::CountInWindow { hours, .. } | Operand::SumInWindow { hours, .. }) => {
+                        hours.to_string()
+                    }
+                    _ => String::new(),
+                },
+                parsed::<u32>,
+            );
             view! {
                 <input
                     type="number"
@@ -1915,13 +2033,11 @@ fn RuleEditor(ed: Ed, node: String, path: Vec<usize>, index: usize) -> impl Into
                     class="hours"
                     aria-label="hours"
                     title="Window in hours"
-                    prop:value=move || match rule().map(|r| r.operand) {
-                        Some(Operand::CountInWindow { hours, .. } | Operand::SumInWindow { hours, .. }) => hours.to_string(),
-                        _ => String::new(),
-                    }
+                    prop:value=move || raw.get()
                     disabled=move || ed.read_only()
                     on:input=move |ev| {
-                        let h = event_target_value(&ev).trim().parse::<u32>().unwrap_or(0);
+                        raw.set(event_target_value(&ev));
+                        let Ok(h) = event_target_value(&ev).trim().parse::<u32>() else { return };
                         edit(Some("hours"), Box::new(move |r| {
                             if let Operand::CountInWindow { hours, .. } | Operand::SumInWindow { hours, .. } = &mut r.operand {
                                 *hours = h;
@@ -1961,6 +2077,10 @@ fn RuleEditor(ed: Ed, node: String, path: Vec<usize>, index: usize) -> impl Into
             .into_any(),
         }
     };
+    let value_raw = typed(
+        move || rule().map(|r| value_text(&r.value)).unwrap_or_default(),
+        move |text| untrack(rule).map(|r| value_text(&rule_value(text, r.op, r.value_type))),
+    );
     view! {
         <div class="rule" data-testid="rule">
             <select
@@ -2015,10 +2135,11 @@ fn RuleEditor(ed: Ed, node: String, path: Vec<usize>, index: usize) -> impl Into
                 placeholder="value"
                 aria-label="Value"
                 data-field="rule.value"
-                prop:value=move || rule().map(|r| value_text(&r.value)).unwrap_or_default()
+                prop:value=move || value_raw.get()
                 disabled=move || ed.read_only() || rule().is_some_and(|r| matches!(r.op, Op::Exists | Op::NotExists))
                 on:input=move |ev| {
                     let text = event_target_value(&ev);
+                    value_raw.set(text.clone());
                     edit(Some("value"), Box::new(move |r| r.value = rule_value(&text, r.op, r.value_type)));
                 }
             />
@@ -2182,6 +2303,7 @@ fn WorkflowPanel(ed: Ed, issues: Memo<Vec<Issue>>) -> impl IntoView {
         ReEntry::AfterHours { hours } => hours,
         _ => 24,
     };
+    let hours_raw = typed(move || hours().to_string(), parsed::<u32>);
     view! {
         <h3>"Workflow"</h3>
         <label>
@@ -2213,10 +2335,12 @@ fn WorkflowPanel(ed: Ed, issues: Memo<Vec<Issue>>) -> impl IntoView {
                 <input
                     type="number"
                     min="1"
-                    prop:value=move || hours().to_string()
+                    prop:value=move || hours_raw.get()
                     disabled=move || ed.read_only()
                     on:input=move |ev| {
-                        let h = event_target_value(&ev).trim().parse::<u32>().unwrap_or(1).max(1);
+                        hours_raw.set(event_target_value(&ev));
+                        let Ok(h) = event_target_value(&ev).trim().parse::<u32>() else { return };
+                        let h = h.max(1);
                         ed.change(Some("re_entry_hours".into()), move |w| w.settings.re_entry = ReEntry::AfterHours { hours: h });
                     }
                 />
@@ -2286,24 +2410,32 @@ fn Versions(ed: Ed) -> impl IntoView {
         if !ok {
             return;
         }
-        let id = ed.id.get_value();
-        spawn_local(async move {
-            match rollback_workflow(id, version).await {
-                Ok(detail) => {
-                    ed.showing.set(None);
-                    ed.diff.set(None);
-                    ed.wf.set(detail.draft.clone());
-                    ed.revision.set(detail.revision);
-                    let v = detail.summary.latest_version;
-                    ed.summary.set(Some(detail.summary));
-                    ed.save.set(SaveState::Saved);
-                    ed.notice
-                        .set(Some((true, format!("Rolled back: version {version} is live again as version {v}."))));
-                    ed.versions_changed.update(|n| *n += 1);
-                }
-                Err(e) => ed.notice.set(Some((false, e.to_string()))),
+        // Pending edits are saved first, so the rollback cannot race them.
+        ed.save_now(Some(Box::new(move |saved| {
+            if !saved {
+                return;
             }
-        });
+            let id = ed.id.get_value();
+            spawn_local(async move {
+                match rollback_workflow(id, version).await {
+                    Ok(detail) => {
+                        ed.generation.update_value(|g| *g += 1);
+                        ed.history.update_value(|h| *h = History::default());
+                        ed.refresh_undo();
+                        ed.showing.set(None);
+                        ed.diff.set(None);
+                        ed.wf.set(detail.draft.clone());
+                        ed.accept(&detail);
+                        ed.save.set(SaveState::Saved);
+                        let v = detail.summary.latest_version;
+                        ed.notice
+                            .set(Some((true, format!("Rolled back: version {version} is live again as version {v}."))));
+                        ed.versions_changed.update(|n| *n += 1);
+                    }
+                    Err(e) => ed.notice.set(Some((false, e.to_string()))),
+                }
+            });
+        })));
     };
     view! {
         <h3>"Versions"</h3>

@@ -248,12 +248,14 @@ fn not_publishable(issues: Vec<Issue>) -> AppError {
     AppError::NotPublishable { detail, issues }
 }
 
+/// Publishes `definition`; `rollback` also makes it the draft.
 async fn publish_definition(
     ctx: &Ctx,
     actor: &Actor,
     current: &WorkflowRow,
     definition: &Workflow,
     note: Option<&str>,
+    rollback: bool,
 ) -> AppResult<WorkflowDetail> {
     let issues = validate_workflow(definition);
     if !issues.is_empty() {
@@ -265,12 +267,27 @@ async fn publish_definition(
         WorkflowStatus::Paused => WorkflowStatus::Paused,
         _ => WorkflowStatus::Active,
     };
-    store::workflows::publish(&ctx.db, &current.workflow_id, version, &text, next_status.as_str(), note, &by(actor))
-        .await
-        .map_err(|e| match AppError::from(e) {
-            AppError::Conflict(_) => AppError::Conflict("Someone published this workflow at the same moment.".into()),
-            other => other,
-        })?;
+    let published = store::workflows::publish(
+        &ctx.db,
+        &current.workflow_id,
+        current.revision,
+        version,
+        &text,
+        rollback.then_some(text.as_str()),
+        next_status.as_str(),
+        note,
+        &by(actor),
+    )
+    .await
+    .map_err(|e| match AppError::from(e) {
+        AppError::Conflict(_) => AppError::Conflict("Someone published this workflow at the same moment.".into()),
+        other => other,
+    })?;
+    if !published {
+        return Err(AppError::Conflict(
+            "The draft was saved again while publishing; publish once more to include that change.".into(),
+        ));
+    }
     tracing::info!(workflow = %current.workflow_id, version, "Workflow published.");
     detail(&row(ctx, &current.workflow_id).await?)
 }
@@ -279,7 +296,7 @@ async fn publish_definition(
 pub async fn publish(ctx: &Ctx, actor: &Actor, workflow_id: &str) -> AppResult<WorkflowDetail> {
     let current = editable(ctx, actor, workflow_id).await?;
     let draft = parse(&current.draft, "draft")?;
-    publish_definition(ctx, actor, &current, &draft, None).await
+    publish_definition(ctx, actor, &current, &draft, None, false).await
 }
 
 /// Publishes an old version's definition as the next version (and the draft).
@@ -290,7 +307,7 @@ pub async fn rollback(ctx: &Ctx, actor: &Actor, workflow_id: &str, version: i64)
         .ok_or_else(|| AppError::NotFound(format!("This workflow has no version {version}.")))?;
     let definition = parse(&old.definition, "version")?;
     let note = format!("Rolled back to version {version}");
-    publish_definition(ctx, actor, &current, &definition, Some(&note)).await
+    publish_definition(ctx, actor, &current, &definition, Some(&note), true).await
 }
 
 pub async fn pause(ctx: &Ctx, actor: &Actor, workflow_id: &str) -> AppResult<WorkflowDetail> {
@@ -450,6 +467,15 @@ mod tests {
             assert_eq!(paused.summary.status, WorkflowStatus::Paused);
             assert!(matches!(pause(&ctx, &ed, &id).await, Err(AppError::Conflict(_))));
             assert_eq!(resume(&ctx, &ed, &id).await.unwrap().summary.status, WorkflowStatus::Active);
+
+            // A publish that read an older revision than the stored one changes nothing.
+            let row = store::workflows::find(&ctx.db, &id).await.unwrap().unwrap();
+            let stale =
+                store::workflows::publish(&ctx.db, &id, row.revision - 1, 4, &row.draft, None, "active", None, "x")
+                    .await
+                    .unwrap();
+            assert!(!stale);
+            assert!(store::workflows::version(&ctx.db, &id, 4).await.unwrap().is_none(), "rolled back");
 
             assert!(matches!(publish(&ctx, &vi, &id).await, Err(AppError::Forbidden(_))));
             assert!(matches!(

@@ -104,18 +104,23 @@ pub async fn set_status(db: &Db, workflow_id: &str, status: &str, by: &str) -> s
     Ok(execute!(db, sqlx::query(sql).bind(status).bind(by).bind(now_ms()).bind(workflow_id))? == 1)
 }
 
-/// Publishes `definition` as version `version` (the latest + 1), makes it the
-/// active one and the draft, in one transaction. A concurrent publish of the
-/// same number fails on the primary key.
+/// Publishes `definition` as version `version` (the latest + 1) and makes it the
+/// active one, in one transaction, if nobody saved the draft since
+/// `expected_revision`; `Ok(false)` when somebody did. `new_draft` replaces the
+/// draft (a rollback); otherwise the draft stays as it is. A concurrent publish
+/// of the same number fails on the primary key.
+#[allow(clippy::too_many_arguments)] // The columns of one version, plus the revision check.
 pub async fn publish(
     db: &Db,
     workflow_id: &str,
+    expected_revision: i64,
     version: i64,
     definition: &str,
+    new_draft: Option<&str>,
     status: &str,
     note: Option<&str>,
     by: &str,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<bool> {
     let now = now_ms();
     with_pool!(db, p => {
         let mut tx = p.begin().await?;
@@ -131,19 +136,28 @@ pub async fn publish(
         .bind(note)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "update workflow set draft = $1, draft_changed = 0, revision = revision + 1, active_version = $2, \
-             latest_version = $2, status = $3, updated_by = $4, updated_at = $5 where workflow_id = $6",
+        let updated = sqlx::query(
+            "update workflow set draft = coalesce($1, draft), draft_changed = 0, revision = revision + 1, \
+             active_version = $2, latest_version = $2, status = $3, updated_by = $4, updated_at = $5 \
+             where workflow_id = $6 and revision = $7",
         )
-        .bind(definition)
+        .bind(new_draft)
         .bind(version)
         .bind(status)
         .bind(by)
         .bind(now)
         .bind(workflow_id)
+        .bind(expected_revision)
         .execute(&mut *tx)
-        .await?;
-        tx.commit().await
+        .await?
+        .rows_affected();
+        if updated == 1 {
+            tx.commit().await?;
+            Ok(true)
+        } else {
+            tx.rollback().await?;
+            Ok(false)
+        }
     })
 }
 

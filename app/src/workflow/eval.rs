@@ -271,6 +271,16 @@ pub fn advance(workflow: &Workflow, state: &RunState, input: Input<'_>, ctx: &Co
             }
         }
         Input::Event(event) => {
+            // A deadline that passed before this event was processed wins: fire
+            // the timer first, then offer the event to wherever the run waits now.
+            if state.wake_at.is_some_and(|due| ctx.now >= due) {
+                run.walk(&node.id, Entry::TimerFired);
+            }
+            let waiting_at = match (&run.state.status, &run.state.at) {
+                (RunStatus::Waiting, Some(at)) => workflow.node(at),
+                _ => None,
+            };
+            let Some(node) = waiting_at else { return run.finish() };
             if run.matches_waiting(node, event) {
                 run.walk(&node.id, Entry::Received(event));
             } else if workflow.awaited(&event.name) {
@@ -437,7 +447,7 @@ impl<'w> Runner<'w> {
                 return Some("next".into());
             }
             (NodeKind::Alert { severity, message, audience }, _) => {
-                let message = self.render(message, false);
+                let message = self.render(message, Mode::Text);
                 self.actions.push(Action::RaiseAlert {
                     key: self.key(id),
                     node: id.to_string(),
@@ -452,9 +462,9 @@ impl<'w> Runner<'w> {
                     key: self.key(id),
                     node: id.to_string(),
                     method: method.clone(),
-                    url: self.render(url, false),
-                    headers: headers.iter().map(|(k, v)| (k.clone(), self.render(v, false))).collect(),
-                    body: self.render(body, true),
+                    url: self.render(url, Mode::Url),
+                    headers: headers.iter().map(|(k, v)| (k.clone(), self.render(v, Mode::Header))).collect(),
+                    body: self.render(body, Mode::Json),
                 };
                 self.actions.push(action);
                 "next".into()
@@ -464,7 +474,7 @@ impl<'w> Runner<'w> {
                     .iter()
                     .map(|c| match c {
                         ProfileChange::Set { attribute, value } => {
-                            ProfileChange::Set { attribute: attribute.clone(), value: self.render(value, false) }
+                            ProfileChange::Set { attribute: attribute.clone(), value: self.render(value, Mode::Text) }
                         }
                         other => other.clone(),
                     })
@@ -535,8 +545,8 @@ impl<'w> Runner<'w> {
         self.state.offer.as_ref().is_some_and(|o| contains(&event.payload, &o.code))
     }
 
-    fn render(&self, template: &str, json: bool) -> String {
-        render(template, &self.state, &self.profile, json)
+    fn render(&self, template: &str, mode: Mode) -> String {
+        render(template, &self.state, &self.profile, mode)
     }
 }
 
@@ -547,11 +557,35 @@ fn scalar_text(v: &Value) -> String {
     }
 }
 
+/// Where a rendered template goes, which decides how values are escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Text,
+    /// Strings escaped for use inside a JSON string; numbers, objects and lists as JSON.
+    Json,
+    /// Values percent-encoded, so they cannot add path segments or parameters.
+    Url,
+    /// Line breaks removed, so a value cannot add a header.
+    Header,
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Fills `{{event.…}}` (the trigger's payload), `{{customer.id}}`,
 /// `{{customer.…}}` (profile attributes), `{{offer.code}}`,
 /// `{{offer.expires_at}}` and `{{run.id}}`. Unknown or missing values render
-/// empty. With `json`, strings are escaped for use inside a JSON string.
-pub fn render(template: &str, run: &RunState, profile: &Value, json: bool) -> String {
+/// empty; `mode` says how values are escaped.
+pub fn render(template: &str, run: &RunState, profile: &Value, mode: Mode) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -563,13 +597,15 @@ pub fn render(template: &str, run: &RunState, profile: &Value, json: bool) -> St
         };
         let var = after[..end].trim();
         let value = lookup(var, run, profile);
-        match value {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) if json => {
+        match (value, mode) {
+            (None | Some(Value::Null), _) => {}
+            (Some(Value::String(s)), Mode::Json) => {
                 let quoted = Value::String(s).to_string();
                 out.push_str(&quoted[1..quoted.len() - 1]);
             }
-            Some(v) => out.push_str(&scalar_text(&v)),
+            (Some(v), Mode::Url) => out.push_str(&percent_encode(&scalar_text(&v))),
+            (Some(v), Mode::Header) => out.extend(scalar_text(&v).chars().filter(|c| *c != '\r' && *c != '\n')),
+            (Some(v), _) => out.push_str(&scalar_text(&v)),
         }
         rest = &after[end + 2..];
     }
@@ -834,6 +870,18 @@ mod tests {
         assert_eq!(headers, &vec![("Content-Type".to_string(), "application/json".to_string())]);
         let parsed: Value = serde_json::from_str(body).unwrap();
         assert_eq!(parsed, json!({ "customer": "ana", "email": "o\"neil@example.com", "cart": "c\"2" }));
+
+        let run = &fired.state;
+        let profile = json!({ "city": "Oslo & Bergen", "note": "a\r\nX-Evil: 1" });
+        assert_eq!(
+            render("https://x.example/c/{{customer.city}}?r={{run.id}}", run, &profile, Mode::Url),
+            "https://x.example/c/Oslo%20%26%20Bergen?r=run7"
+        );
+        assert_eq!(render("{{customer.note}}", run, &profile, Mode::Header), "aX-Evil: 1");
+        assert_eq!(
+            render("{{event.cart}} {{nope.x}} {{event.missing}}|", run, &profile, Mode::Json),
+            r#"{"id":"c\"2","value":20.0}  |"#
+        );
     }
 
     /// trigger → delay 10 min → wait 30 min for checkout of the same cart → goal.
@@ -880,6 +928,18 @@ mod tests {
         assert_eq!(waiting.state.at.as_deref(), Some("wait_checkout"));
         assert_eq!(waiting.state.wake_at, Some(T0 + 40 * MIN));
         assert_eq!(waiting.state.inbox.len(), 0);
+    }
+
+    #[test]
+    fn an_event_after_the_deadline_does_not_count_even_before_the_timer_fired() {
+        let w = templates::abandoned_cart();
+        let started = start(&w, "wf", "r", cart("c1", 80.0), &ctx(T0));
+        let late = event("e9", "order_completed", "ana", json!({ "cart": { "id": "c1" } }));
+        let step = advance(&w, &started.state, Input::Event(&late), &ctx(T0 + 31 * MIN));
+        assert_eq!(step.trace[0], Trace { node: "wait_checkout".into(), outcome: "timed_out".into(), detail: None });
+        assert!(matches!(step.actions.as_slice(), [Action::IssueOffer { .. }]), "{:?}", step.actions);
+        assert_eq!(step.state.at.as_deref(), Some("converted"), "the late order was no redemption of the new code");
+        assert_eq!(step.state.status, RunStatus::Waiting);
     }
 
     #[test]
