@@ -1,6 +1,9 @@
 //! Nudge's application: the page shell and routes. Pages live in `pages/`,
 //! reusable UI in `components/`, operations in `service/` (server only).
 
+// The designer's view types are deep; the default limit (128) is too low for them.
+#![recursion_limit = "256"]
+
 pub mod components;
 pub mod error;
 pub mod ingest;
@@ -25,7 +28,7 @@ use pages::{
     designer::DesignerPage,
     events::{CustomerPage, EventsPage},
     not_found::NotFound,
-    sections::AlertsPage,
+    runs::{AlertsPage, RunPage, RunsPage},
     settings::SettingsPage,
     sources::{SourceDetailPage, SourcesPage},
     workflows::WorkflowsPage,
@@ -78,6 +81,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("sources/:slug") view=SourceDetailPage />
                     <Route path=path!("events") view=EventsPage />
                     <Route path=path!("customers/:id") view=CustomerPage />
+                    <Route path=path!("runs") view=RunsPage />
+                    <Route path=path!("runs/:id") view=RunPage />
                     <Route path=path!("alerts") view=AlertsPage />
                     <Route path=path!("settings") view=SettingsPage />
                 </ParentRoute>

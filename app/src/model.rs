@@ -310,3 +310,98 @@ pub struct WorkflowVersion {
     pub note: Option<String>,
     pub definition: crate::workflow::Workflow,
 }
+
+/// A run of a workflow version for one customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Run {
+    pub run_id: String,
+    pub workflow_id: String,
+    pub version: i64,
+    pub customer_id: String,
+    /// `waiting`, `completed`, `converted` or `failed`.
+    pub status: String,
+    /// The node the run waits at.
+    pub at_node: Option<String>,
+    /// When its timer fires (unix ms).
+    pub wake_at: Option<i64>,
+    pub trigger_event_id: String,
+    pub started_at: i64,
+    pub updated_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+/// One node a run passed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RunStep {
+    pub seq: i64,
+    pub node: String,
+    /// The output taken, or `waiting`, `completed`, `converted`, `failed`.
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub at: i64,
+}
+
+/// An action a run performed, with its delivery state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RunAction {
+    pub action_key: String,
+    pub node: String,
+    pub kind: String,
+    /// `pending` (a webhook not delivered yet), `done` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub run: Run,
+    pub steps: Vec<RunStep>,
+    pub actions: Vec<RunAction>,
+}
+
+/// A unique, single-use discount code a run issued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Offer {
+    pub code: String,
+    pub workflow_id: String,
+    pub run_id: String,
+    pub customer_id: String,
+    /// `percent`, `fixed_amount` or `free_shipping`.
+    pub discount: String,
+    pub value: f64,
+    pub expires_at: i64,
+    /// `active`, `redeemed` or `expired` (at the time of the answer).
+    pub status: String,
+    pub redeemed_at: Option<i64>,
+    pub redeemed_by: Option<String>,
+    pub created_at: i64,
+}
+
+/// An alert in the inbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Alert {
+    pub alert_id: String,
+    pub workflow_id: String,
+    pub run_id: String,
+    pub customer_id: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    pub audience: String,
+    pub message: String,
+    /// `open`, `acknowledged` or `resolved`.
+    pub status: String,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<i64>,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<i64>,
+    pub created_at: i64,
+}

@@ -24,6 +24,9 @@ async function select(page: Page, node: string) {
   await expect(page.getByTestId("inspector").locator("code").first()).toHaveText(node);
 }
 
+// Room for the palette, a canvas of five columns and the inspector.
+test.use({ viewport: { width: 1600, height: 900 } });
+
 test("a marketer draws the abandoned-cart workflow, publishes two versions and sees the diff; a viewer cannot edit", async ({
   page,
   browser,
@@ -45,16 +48,18 @@ test("a marketer draws the abandoned-cart workflow, publishes two versions and s
   await hydrated(page);
   await expect(page.getByText("An empty canvas")).toBeVisible();
   await page.getByTestId("workflow-name").fill("Abandoned cart");
+  await page.getByRole("button", { name: "Zoom out" }).click();
+  await page.getByRole("button", { name: "Zoom out" }).click();
 
   const inspector = page.getByTestId("inspector");
-  await drop(page, "trigger", 90, 260);
+  await drop(page, "trigger", 100, 300);
   await inspector.getByLabel("Event name").fill("cart_updated");
 
-  await drop(page, "wait_for_event", 380, 260);
+  await drop(page, "wait_for_event", 300, 300);
   await inspector.getByLabel("Events (comma-separated").fill("checkout_started, order_completed");
   await inspector.getByLabel("Same value of").fill("cart.id");
 
-  await drop(page, "condition", 670, 260);
+  await drop(page, "condition", 500, 300);
   await inspector.getByTestId("add-rule").click();
   const rule = inspector.getByTestId("rule");
   await rule.getByLabel("event path").fill("cart.value");
@@ -62,14 +67,14 @@ test("a marketer draws the abandoned-cart workflow, publishes two versions and s
   await rule.getByLabel("Value").fill("50");
   await rule.getByLabel("Compare as").selectOption("number");
 
-  await drop(page, "offer", 960, 130);
+  await drop(page, "offer", 700, 150);
   await inspector.getByLabel("Code prefix").fill("CART");
 
-  await drop(page, "goal", 1250, 130);
+  await drop(page, "goal", 900, 150);
   await inspector.getByLabel("Conversion event").fill("order_completed");
   await inspector.getByLabel("Only when it carries this run's offer code").check();
 
-  await drop(page, "webhook", 960, 420);
+  await drop(page, "webhook", 700, 450);
   await inspector.getByLabel("URL").fill("https://crm.example.com/remind");
   await inspector.getByLabel("Body (JSON template)").fill('{"customer":"{{customer.id}}"}');
 

@@ -48,6 +48,12 @@ pub struct Config {
     /// Hours a sender's event id is remembered for dropping duplicates.
     #[arg(long, env = "NUDGE_DEDUPE_RETENTION_HOURS", default_value_t = 168, global = true)]
     pub dedupe_retention_hours: u32,
+    /// Attempts at delivering a workflow's webhook before it is marked failed.
+    #[arg(long, env = "NUDGE_WEBHOOK_MAX_ATTEMPTS", default_value_t = 8, global = true)]
+    pub webhook_max_attempts: u32,
+    /// Seconds a workflow's webhook request may take.
+    #[arg(long, env = "NUDGE_WEBHOOK_TIMEOUT_SECS", default_value_t = 10, global = true)]
+    pub webhook_timeout_secs: u64,
     /// Folder with the compiled site (JS, WASM, CSS), as built by cargo-leptos.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site", global = true)]
     pub site_root: String,

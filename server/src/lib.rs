@@ -1,8 +1,12 @@
 //! Nudge's HTTP server: `router(state)` assembles the UI (Leptos SSR and server
 //! fns), the REST API, health and metrics, and the security layers around them.
 
+// The designer's view types are deep; the default limit (128) is too low for them.
+#![recursion_limit = "256"]
+
 pub mod cli;
 pub mod config;
+pub mod executor;
 pub mod http;
 
 use app::service::Ctx;

@@ -94,6 +94,18 @@ async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
         }
     });
 
+    // The executor runs published workflows against queued events and due
+    // timers (catching up on whatever was queued or due while stopped);
+    // delivery sends their webhooks.
+    let clock: std::sync::Arc<dyn server::executor::Clock> = std::sync::Arc::new(server::executor::SystemClock);
+    let executor = server::executor::Executor::new(ctx.clone(), clock.clone()).spawn();
+    let delivery_config = server::executor::delivery::DeliveryConfig {
+        max_attempts: config.webhook_max_attempts.max(1),
+        timeout: Duration::from_secs(config.webhook_timeout_secs.max(1)),
+        ..Default::default()
+    };
+    let delivery = server::executor::delivery::Delivery::new(ctx.clone(), clock, delivery_config)?.spawn();
+
     let app = server::router(state);
     let listener =
         tokio::net::TcpListener::bind(config.addr).await.with_context(|| format!("Listening on {}.", config.addr))?;
@@ -104,6 +116,8 @@ async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
         .context("Serving HTTP.")?;
     cleanup.abort();
     prune.abort();
+    executor.abort();
+    delivery.abort();
     tracing::info!("Nudge stopped.");
     Ok(())
 }

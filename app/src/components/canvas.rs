@@ -258,7 +258,7 @@ mod tests {
         let face = |id: &str| summary(&w.node(id).unwrap().kind);
         assert_eq!(face("trigger"), "cart_updated");
         assert_eq!(face("wait_checkout"), "checkout_started or order_completed · 30 minutes");
-        assert_eq!(face("big_cart"), "cart.value > 500.0");
+        assert_eq!(face("big_cart"), "cart.value > 500");
         assert_eq!(face("offer"), "10 % off · 24 hours · CART-…");
         assert_eq!(face("converted"), "order_completed with the code · 24 hours");
         assert_eq!(face("reminder"), "POST crm.example.com");

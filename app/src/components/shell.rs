@@ -23,6 +23,7 @@ pub fn Shell() -> impl IntoView {
                     "Dashboard"
                 </A>
                 <A href="/workflows">"Workflows"</A>
+                <A href="/runs">"Runs"</A>
                 <A href="/sources">"Sources"</A>
                 <A href="/events">"Events"</A>
                 <A href="/alerts">"Alerts"</A>

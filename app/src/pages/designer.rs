@@ -385,7 +385,7 @@ pub fn DesignerPage() -> impl IntoView {
 }
 
 #[component]
-fn Designer(detail: crate::model::WorkflowDetail, editable: bool) -> impl IntoView {
+fn Designer(detail: crate::model::WorkflowDetail, editable: bool) -> AnyView {
     let ed = Ed {
         id: StoredValue::new(detail.summary.workflow_id.clone()),
         wf: RwSignal::new(detail.draft.clone()),
@@ -602,15 +602,11 @@ fn Designer(detail: crate::model::WorkflowDetail, editable: bool) -> impl IntoVi
             </Show>
         </div>
     }
+    .into_any()
 }
 
 #[component]
-fn Toolbar(
-    ed: Ed,
-    issues: Memo<Vec<Issue>>,
-    show_versions: RwSignal<bool>,
-    show_export: RwSignal<bool>,
-) -> impl IntoView {
+fn Toolbar(ed: Ed, issues: Memo<Vec<Issue>>, show_versions: RwSignal<bool>, show_export: RwSignal<bool>) -> AnyView {
     let publishing = RwSignal::new(false);
     let publish = move |_| {
         if publishing.get_untracked() {
@@ -745,10 +741,11 @@ fn Toolbar(
             </Show>
         </div>
     }
+    .into_any()
 }
 
 #[component]
-fn Palette(ed: Ed) -> impl IntoView {
+fn Palette(ed: Ed) -> AnyView {
     let add = move |type_name: &'static str| {
         let v = ed.view.get_untracked();
         let (w, h) = ed.canvas_rect().map(|r| (r.2, r.3)).unwrap_or((800.0, 500.0));
@@ -787,10 +784,11 @@ fn Palette(ed: Ed) -> impl IntoView {
             </nav>
         </Show>
     }
+    .into_any()
 }
 
 #[component]
-fn Canvas(ed: Ed, issues: Memo<Vec<Issue>>) -> impl IntoView {
+fn Canvas(ed: Ed, issues: Memo<Vec<Issue>>) -> AnyView {
     let node_ids = Memo::new(move |_| ed.shown().nodes.into_iter().map(|n| n.id).collect::<Vec<_>>());
     let on_down = move |ev: web_sys::PointerEvent| {
         if ev.button() != 0 {
@@ -858,6 +856,7 @@ fn Canvas(ed: Ed, issues: Memo<Vec<Issue>>) -> impl IntoView {
             </div>
         </div>
     }
+    .into_any()
 }
 
 /// Where an output port of a node sits, in world coordinates.
@@ -1939,7 +1938,14 @@ fn value_text(v: &Value) -> String {
 fn typed_value(text: &str, t: ValueType) -> Value {
     let trimmed = text.trim();
     match t {
-        ValueType::Number => trimmed.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number),
+        // Whole numbers stay integers in the JSON ("50", not "50.0").
+        ValueType::Number => trimmed.parse::<f64>().ok().and_then(|f| {
+            if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                Some(Value::from(f as i64))
+            } else {
+                serde_json::Number::from_f64(f).map(Value::Number)
+            }
+        }),
         ValueType::Bool => match trimmed {
             "true" => Some(Value::Bool(true)),
             "false" => Some(Value::Bool(false)),
@@ -2242,7 +2248,7 @@ fn OutputsEditor(ed: Ed, issues: Memo<Vec<Issue>>, node: String) -> impl IntoVie
 }
 
 #[component]
-fn Inspector(ed: Ed, issues: Memo<Vec<Issue>>) -> impl IntoView {
+fn Inspector(ed: Ed, issues: Memo<Vec<Issue>>) -> AnyView {
     let single = Memo::new(move |_| {
         let s = ed.selected.get();
         match s.as_slice() {
@@ -2289,11 +2295,12 @@ fn Inspector(ed: Ed, issues: Memo<Vec<Issue>>) -> impl IntoView {
             None => view! { <WorkflowPanel ed issues /> }.into_any(),
         }}
     }
+    .into_any()
 }
 
 /// With nothing selected: the workflow's settings and every problem.
 #[component]
-fn WorkflowPanel(ed: Ed, issues: Memo<Vec<Issue>>) -> impl IntoView {
+fn WorkflowPanel(ed: Ed, issues: Memo<Vec<Issue>>) -> AnyView {
     let policy = move || match ed.shown().settings.re_entry {
         ReEntry::Once => "once".to_string(),
         ReEntry::AfterHours { .. } => "after".to_string(),
@@ -2386,10 +2393,11 @@ fn WorkflowPanel(ed: Ed, issues: Memo<Vec<Issue>>) -> impl IntoView {
             "Tab to a node to select it · Delete removes · Ctrl+D duplicates · arrows move · Ctrl+Z / Ctrl+Shift+Z undo and redo · Ctrl+A selects all · Esc clears."
         </p>
     }
+    .into_any()
 }
 
 #[component]
-fn Versions(ed: Ed) -> impl IntoView {
+fn Versions(ed: Ed) -> AnyView {
     let versions = Resource::new(move || ed.versions_changed.get(), move |_| workflow_versions(ed.id.get_value()));
     let compare = move |from: i64, to: i64, label: String| {
         let id = ed.id.get_value();
@@ -2531,10 +2539,11 @@ fn Versions(ed: Ed) -> impl IntoView {
             })}
         </Transition>
     }
+    .into_any()
 }
 
 #[component]
-fn ExportDialog(ed: Ed, show_export: RwSignal<bool>) -> impl IntoView {
+fn ExportDialog(ed: Ed, show_export: RwSignal<bool>) -> AnyView {
     let json = Signal::derive(move || serde_json::to_string_pretty(&ed.shown()).unwrap_or_default());
     let download = move |_| {
         use wasm_bindgen::JsCast;
@@ -2568,6 +2577,7 @@ fn ExportDialog(ed: Ed, show_export: RwSignal<bool>) -> impl IntoView {
             </div>
         </div>
     }
+    .into_any()
 }
 
 /// A one-element JS array holding `text`, for `Blob::new`.

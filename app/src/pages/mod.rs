@@ -5,7 +5,7 @@ pub mod dashboard;
 pub mod designer;
 pub mod events;
 pub mod not_found;
-pub mod sections;
+pub mod runs;
 pub mod settings;
 pub mod sources;
 pub mod workflows;

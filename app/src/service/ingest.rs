@@ -14,7 +14,7 @@ use crate::store::{
 };
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -55,10 +55,10 @@ impl std::fmt::Debug for Job {
 
 impl Ingestor {
     /// Starts the writer on the current tokio runtime.
-    pub fn start(db: Db, live: Live) -> Ingestor {
+    pub fn start(db: Db, live: Live, signals: Arc<super::Signals>) -> Ingestor {
         // Bounded: when the database falls behind, senders wait (back-pressure).
         let (tx, rx) = mpsc::channel::<Job>(2048);
-        tokio::spawn(writer(db, rx, live));
+        tokio::spawn(writer(db, rx, live, signals));
         Ingestor { jobs: tx }
     }
 
@@ -73,7 +73,7 @@ impl Ingestor {
     }
 }
 
-async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>, live: Live) {
+async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>, live: Live, signals: Arc<super::Signals>) {
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
         let mut size = group[0].writes.len();
@@ -97,6 +97,7 @@ async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>, live: Live) {
                     elapsed_us = started.elapsed().as_micros() as u64,
                     "Group committed."
                 );
+                signals.work.notify_one();
                 if live.subscribers() > 0 {
                     announce(&live, &writes, &written);
                 }
@@ -115,6 +116,7 @@ async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>, live: Live) {
                     let result = store::events::commit(&db, &own).await;
                     match result {
                         Ok(written) => {
+                            signals.work.notify_one();
                             if live.subscribers() > 0 {
                                 announce(&live, &own, &written);
                             }

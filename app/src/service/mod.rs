@@ -6,6 +6,7 @@ pub mod auth;
 pub mod events;
 pub mod ingest;
 pub mod live;
+pub mod runs;
 pub mod signature;
 pub mod sources;
 pub mod throttle;
@@ -27,6 +28,7 @@ pub struct Ctx {
     pub live: live::Live,
     pub rate: Arc<ingest::RateLimiter>,
     pub ingest_limits: Arc<ingest::IngestLimits>,
+    pub signals: Arc<Signals>,
     /// Cache of "at least one user exists"; once true it stays true (the last
     /// admin cannot be deleted), so the check costs a query only before set-up.
     setup_done: Arc<AtomicBool>,
@@ -40,8 +42,10 @@ impl Ctx {
 
     pub fn with_limits(db: Db, limits: ingest::IngestLimits) -> Self {
         let live = live::Live::default();
+        let signals = Arc::new(Signals::default());
         Ctx {
-            ingestor: ingest::Ingestor::start(db.clone(), live.clone()),
+            ingestor: ingest::Ingestor::start(db.clone(), live.clone(), signals.clone()),
+            signals,
             live,
             db,
             throttle: Arc::new(throttle::LoginThrottle::default()),
@@ -61,6 +65,25 @@ impl Ctx {
             self.setup_done.store(true, Ordering::Relaxed);
         }
         Ok(users == 0)
+    }
+}
+
+/// Wake-ups between the parts of one process: the executor sleeps until
+/// events are committed or workflows change (or its timer is due).
+#[derive(Debug, Default)]
+pub struct Signals {
+    /// Events were committed with work items for the executor.
+    pub work: tokio::sync::Notify,
+    /// Webhook actions were committed for delivery.
+    pub deliveries: tokio::sync::Notify,
+    /// Bumped when a workflow is published, paused, resumed or archived.
+    pub workflows: std::sync::atomic::AtomicU64,
+}
+
+impl Signals {
+    pub fn workflows_changed(&self) {
+        self.workflows.fetch_add(1, Ordering::Relaxed);
+        self.work.notify_one();
     }
 }
 

@@ -217,6 +217,7 @@ pub async fn duplicate(ctx: &Ctx, actor: &Actor, workflow_id: &str) -> AppResult
 pub async fn archive(ctx: &Ctx, actor: &Actor, workflow_id: &str) -> AppResult<()> {
     let current = editable(ctx, actor, workflow_id).await?;
     store::workflows::set_status(&ctx.db, &current.workflow_id, WorkflowStatus::Archived.as_str(), &by(actor)).await?;
+    ctx.signals.workflows_changed();
     tracing::info!(workflow = %workflow_id, "Workflow archived.");
     Ok(())
 }
@@ -288,6 +289,7 @@ async fn publish_definition(
             "The draft was saved again while publishing; publish once more to include that change.".into(),
         ));
     }
+    ctx.signals.workflows_changed();
     tracing::info!(workflow = %current.workflow_id, version, "Workflow published.");
     detail(&row(ctx, &current.workflow_id).await?)
 }
@@ -319,6 +321,7 @@ pub async fn pause(ctx: &Ctx, actor: &Actor, workflow_id: &str) -> AppResult<Wor
         )));
     }
     store::workflows::set_status(&ctx.db, workflow_id, WorkflowStatus::Paused.as_str(), &by(actor)).await?;
+    ctx.signals.workflows_changed();
     tracing::info!(workflow = %workflow_id, "Workflow paused.");
     detail(&row(ctx, workflow_id).await?)
 }
@@ -332,6 +335,7 @@ pub async fn resume(ctx: &Ctx, actor: &Actor, workflow_id: &str) -> AppResult<Wo
         )));
     }
     store::workflows::set_status(&ctx.db, workflow_id, WorkflowStatus::Active.as_str(), &by(actor)).await?;
+    ctx.signals.workflows_changed();
     tracing::info!(workflow = %workflow_id, "Workflow resumed.");
     detail(&row(ctx, workflow_id).await?)
 }

@@ -3,6 +3,8 @@
 
 pub mod api_keys;
 pub mod events;
+pub mod offers;
+pub mod runs;
 pub mod sessions;
 pub mod sources;
 pub mod users;

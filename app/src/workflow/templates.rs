@@ -38,7 +38,7 @@ fn days(amount: u32) -> Span {
 }
 
 /// `path > value`, as numbers.
-fn above(path: &str, value: f64) -> RuleGroup {
+fn above(path: &str, value: i64) -> RuleGroup {
     RuleGroup {
         join: Join::All,
         items: vec![RuleItem::Rule(Rule {
@@ -71,7 +71,7 @@ pub fn abandoned_cart() -> Workflow {
                     timeout: minutes(30),
                 },
             ),
-            node("big_cart", 560.0, 220.0, NodeKind::Condition { rules: above("cart.value", 500.0) }),
+            node("big_cart", 560.0, 220.0, NodeKind::Condition { rules: above("cart.value", 500) }),
             node(
                 "alert_service",
                 820.0,
@@ -82,7 +82,7 @@ pub fn abandoned_cart() -> Workflow {
                     audience: "Customer service".into(),
                 },
             ),
-            node("worth_offer", 1080.0, 220.0, NodeKind::Condition { rules: above("cart.value", 50.0) }),
+            node("worth_offer", 1080.0, 220.0, NodeKind::Condition { rules: above("cart.value", 50) }),
             node(
                 "offer",
                 1340.0,
@@ -140,7 +140,7 @@ pub fn high_value_transaction() -> Workflow {
                 NodeKind::Trigger {
                     sources: vec![],
                     event: "transaction_completed".into(),
-                    filter: Some(above("amount", 10_000.0)),
+                    filter: Some(above("amount", 10_000)),
                 },
             ),
             node(

@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dead-letters/{dead_letter_id}/replay", post(replay_dead_letter))
         .route("/stream", get(super::stream::stream))
         .merge(super::workflows::routes())
+        .merge(super::runs::routes())
         .fallback(not_found)
 }
 

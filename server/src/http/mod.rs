@@ -7,6 +7,7 @@ pub mod health;
 pub mod hooks;
 pub mod metrics;
 pub mod openapi;
+pub mod runs;
 pub mod stream;
 pub mod workflows;
 

@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations.
 
 use super::error::ErrorBody;
-use super::{api, workflows};
+use super::{api, runs, workflows};
 use crate::AppState;
 use axum::routing::get;
 use axum::Router;
@@ -24,6 +24,8 @@ use utoipa::{Modify, OpenApi};
         workflows::publish_workflow, workflows::pause_workflow, workflows::resume_workflow,
         workflows::list_versions, workflows::get_version, workflows::rollback_workflow, workflows::diff_workflow,
         workflows::list_templates,
+        runs::list_runs, runs::get_run, runs::list_offers, runs::get_offer, runs::redeem_offer,
+        runs::list_alerts, runs::acknowledge_alert, runs::resolve_alert,
     ),
     components(schemas(ErrorBody, app::model::Role)),
     modifiers(&BearerAuth),

@@ -15,8 +15,23 @@ use server::{AppState, Settings};
 use tower::ServiceExt;
 
 pub fn app(db: &Db) -> Router {
+    router(&Ctx::new(db.clone()))
+}
+
+/// The router over a given context (tests that also run the executor share it).
+pub fn router(ctx: &Ctx) -> Router {
     let opts = leptos::config::LeptosOptions::builder().output_name("nudge").site_root("target/site").build();
-    server::router(AppState::new(Ctx::new(db.clone()), opts, Settings::default()))
+    server::router(AppState::new(ctx.clone(), opts, Settings::default()))
+}
+
+/// A webhook request signed with `secret` now.
+pub fn hook(slug: &str, secret: &str, body: &str) -> Request<Body> {
+    let sig = app::service::signature::header_value(secret, app::store::now_ms() / 1000, body.as_bytes());
+    Request::post(format!("/hooks/{slug}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("nudge-signature", sig)
+        .body(Body::from(body.to_string()))
+        .unwrap()
 }
 
 pub struct Reply {

@@ -1,0 +1,333 @@
+//! Runs (filter by workflow, status, customer; each run's step trace and
+//! actions) and the alert inbox (acknowledge, resolve).
+
+use crate::components::forms::ErrorNote;
+use crate::error::AppError;
+use crate::model::{Alert, Page, Role, Run, RunDetail, WorkflowSummary};
+use crate::pages::auth::whoami;
+use crate::pages::settings::format_ms;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+#[server]
+pub async fn list_runs(workflow: String, status: String, customer: String) -> Result<Page<Run>, AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        let some = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        let filter = crate::service::runs::RunFilter {
+            workflow: some(workflow),
+            status: some(status),
+            customer: some(customer),
+        };
+        crate::service::runs::list_runs(&ctx, &actor, &filter, None, Some(100)).await
+    })
+    .await
+}
+
+#[server]
+pub async fn get_run(run_id: String) -> Result<RunDetail, AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        crate::service::runs::get_run(&ctx, &actor, &run_id).await
+    })
+    .await
+}
+
+/// Every workflow (for filters and names), archived ones included.
+#[server]
+pub async fn workflow_names() -> Result<Vec<WorkflowSummary>, AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        let mut all = Vec::new();
+        for status in [None, Some(crate::model::WorkflowStatus::Archived)] {
+            let filter = crate::service::workflows::WorkflowFilter { status, q: None };
+            all.extend(crate::service::workflows::list(&ctx, &actor, &filter, None, Some(200)).await?.items);
+        }
+        Ok(all)
+    })
+    .await
+}
+
+#[server]
+pub async fn list_alerts(status: String, severity: String) -> Result<Page<Alert>, AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        let some = |s: String| Some(s).filter(|s| !s.is_empty());
+        let filter =
+            crate::service::runs::AlertFilter { status: some(status), severity: some(severity), customer: None };
+        crate::service::runs::list_alerts(&ctx, &actor, &filter, None, Some(100)).await
+    })
+    .await
+}
+
+/// Acknowledges (`resolve = false`) or resolves an alert.
+#[server]
+pub async fn work_alert(alert_id: String, resolve: bool) -> Result<Alert, AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        if resolve {
+            crate::service::runs::resolve_alert(&ctx, &actor, &alert_id).await
+        } else {
+            crate::service::runs::acknowledge_alert(&ctx, &actor, &alert_id).await
+        }
+    })
+    .await
+}
+
+fn status_class(status: &str) -> &'static str {
+    match status {
+        "converted" | "completed" | "resolved" => "badge ok",
+        "waiting" | "acknowledged" => "badge warn",
+        "failed" | "open" => "badge danger",
+        _ => "badge off",
+    }
+}
+
+#[component]
+pub fn RunsPage() -> impl IntoView {
+    let workflow = RwSignal::new(String::new());
+    let status = RwSignal::new(String::new());
+    let customer = RwSignal::new(String::new());
+    let names = Resource::new(|| (), |_| workflow_names());
+    let runs = Resource::new(move || (workflow.get(), status.get(), customer.get()), |(w, s, c)| list_runs(w, s, c));
+    view! {
+        <Title text="Runs" />
+        <h1>"Runs"</h1>
+        <p class="lead">"Each run is one customer going through one published version of a workflow."</p>
+        <section class="card">
+            <div class="inline-form filters">
+                <label>
+                    "Workflow"
+                    <select on:change=move |ev| workflow.set(event_target_value(&ev))>
+                        <option value="">"All"</option>
+                        <Transition fallback=|| ()>
+                            {move || Suspend::new(async move {
+                                names
+                                    .await
+                                    .unwrap_or_default()
+                                    .into_iter()
+                                    .map(|w| view! { <option value=w.workflow_id>{w.name}</option> })
+                                    .collect_view()
+                            })}
+                        </Transition>
+                    </select>
+                </label>
+                <label>
+                    "Status"
+                    <select data-testid="run-status" on:change=move |ev| status.set(event_target_value(&ev))>
+                        <option value="">"Any"</option>
+                        <option value="waiting">"Waiting"</option>
+                        <option value="completed">"Completed"</option>
+                        <option value="converted">"Converted"</option>
+                        <option value="failed">"Failed"</option>
+                    </select>
+                </label>
+                <label>
+                    "Customer"
+                    <input type="search" placeholder="customer id" on:change=move |ev| customer.set(event_target_value(&ev)) />
+                </label>
+            </div>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    let names: std::collections::HashMap<String, String> = names
+                        .await
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|w| (w.workflow_id, w.name))
+                        .collect();
+                    match runs.await {
+                        Ok(page) if page.items.is_empty() => {
+                            view! { <p class="muted" data-testid="no-runs">"No runs match. Runs start when a published workflow's trigger matches an event."</p> }.into_any()
+                        }
+                        Ok(page) => view! {
+                            <table class="table" data-testid="runs">
+                                <thead>
+                                    <tr>
+                                        <th>"Started"</th>
+                                        <th>"Workflow"</th>
+                                        <th>"Customer"</th>
+                                        <th>"Status"</th>
+                                        <th>"At"</th>
+                                    </tr>
+                                </thead>
+                                <tbody>
+                                    {page.items.into_iter().map(|r| {
+                                        let name = names.get(&r.workflow_id).cloned().unwrap_or_else(|| r.workflow_id.clone());
+                                        view! {
+                                            <tr>
+                                                <td><a href=format!("/runs/{}", r.run_id)>{format_ms(r.started_at)}</a></td>
+                                                <td><a href=format!("/workflows/{}", r.workflow_id)>{name}</a>" "<span class="muted small">{format!("v{}", r.version)}</span></td>
+                                                <td><a href=format!("/customers/{}", r.customer_id)>{r.customer_id.clone()}</a></td>
+                                                <td><span class=status_class(&r.status)>{r.status.clone()}</span></td>
+                                                <td>{r.at_node.clone().unwrap_or_default()}{r.wake_at.map(|w| format!(" until {}", format_ms(w)))}</td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any(),
+                        Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+pub fn RunPage() -> impl IntoView {
+    let params = use_params_map();
+    let run = Resource::new(move || params.read().get("id").unwrap_or_default(), get_run);
+    view! {
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match run.await {
+                    Ok(d) => {
+                        let r = d.run;
+                        view! {
+                            <Title text="Run" />
+                            <p class="crumbs"><a href="/runs">"Runs"</a> " / run"</p>
+                            <h1>{format!("Run of {}", r.customer_id)} " " <span class=status_class(&r.status) data-testid="run-status-badge">{r.status.clone()}</span></h1>
+                            <section class="card">
+                                <dl class="facts">
+                                    <dt>"Workflow"</dt><dd><a href=format!("/workflows/{}", r.workflow_id)>{format!("version {}", r.version)}</a></dd>
+                                    <dt>"Customer"</dt><dd><a href=format!("/customers/{}", r.customer_id)>{r.customer_id.clone()}</a></dd>
+                                    <dt>"Started"</dt><dd>{format_ms(r.started_at)}</dd>
+                                    <dt>"Waiting at"</dt><dd>{r.at_node.clone().unwrap_or_else(|| "—".into())}{r.wake_at.map(|w| format!(" until {}", format_ms(w)))}</dd>
+                                </dl>
+                            </section>
+                            <section class="card">
+                                <h2>"Steps"</h2>
+                                <ol class="trace" data-testid="trace">
+                                    {d.steps.into_iter().map(|s| view! {
+                                        <li>
+                                            <code>{s.node}</code> " → " <strong>{s.outcome}</strong>
+                                            {s.detail.map(|t| view! { <span class="muted">{format!(" · {t}")}</span> })}
+                                            <span class="muted small">{format!(" · {}", format_ms(s.at))}</span>
+                                        </li>
+                                    }).collect_view()}
+                                </ol>
+                            </section>
+                            <section class="card">
+                                <h2>"Actions"</h2>
+                                {if d.actions.is_empty() {
+                                    view! { <p class="muted">"No actions."</p> }.into_any()
+                                } else {
+                                    view! {
+                                        <table class="table" data-testid="actions">
+                                            <thead><tr><th>"Node"</th><th>"Action"</th><th>"Status"</th><th class="num">"Attempts"</th><th>"Last error"</th></tr></thead>
+                                            <tbody>
+                                                {d.actions.into_iter().map(|a| view! {
+                                                    <tr>
+                                                        <td><code>{a.node}</code></td>
+                                                        <td>{a.kind.replace('_', " ")}</td>
+                                                        <td><span class=status_class(if a.status == "done" { "completed" } else { &a.status })>{a.status.clone()}</span></td>
+                                                        <td class="num">{a.attempts}</td>
+                                                        <td>{a.last_error.unwrap_or_default()}</td>
+                                                    </tr>
+                                                }).collect_view()}
+                                            </tbody>
+                                        </table>
+                                    }.into_any()
+                                }}
+                            </section>
+                        }
+                        .into_any()
+                    }
+                    Err(e) => view! { <h1>"Run"</h1> <p class="form-error">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+pub fn AlertsPage() -> impl IntoView {
+    let status = RwSignal::new("open".to_string());
+    let severity = RwSignal::new(String::new());
+    let work = ServerAction::<WorkAlert>::new();
+    let me = Resource::new(|| (), |_| whoami());
+    let alerts =
+        Resource::new(move || (status.get(), severity.get(), work.version().get()), |(s, v, _)| list_alerts(s, v));
+    let can_work = move || matches!(me.get(), Some(Ok(Some(m))) if m.role >= Role::Editor);
+    let error = Signal::derive(move || work.value().get().and_then(Result::err));
+    view! {
+        <Title text="Alerts" />
+        <h1>"Alerts"</h1>
+        <p class="lead">"The inbox of alerts raised by workflows: acknowledge one to say you are on it, resolve it when done."</p>
+        <ErrorNote error />
+        <section class="card">
+            <div class="inline-form filters">
+                <label>
+                    "Status"
+                    <select data-testid="alert-status" prop:value=move || status.get() on:change=move |ev| status.set(event_target_value(&ev))>
+                        <option value="open">"Open"</option>
+                        <option value="acknowledged">"Acknowledged"</option>
+                        <option value="resolved">"Resolved"</option>
+                        <option value="">"All"</option>
+                    </select>
+                </label>
+                <label>
+                    "Severity"
+                    <select on:change=move |ev| severity.set(event_target_value(&ev))>
+                        <option value="">"Any"</option>
+                        <option value="critical">"Critical"</option>
+                        <option value="warning">"Warning"</option>
+                        <option value="info">"Info"</option>
+                    </select>
+                </label>
+            </div>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match alerts.await {
+                        Ok(page) if page.items.is_empty() => view! {
+                            <p class="muted" data-testid="no-alerts">"No alerts here. Workflows with an alert action raise them."</p>
+                        }.into_any(),
+                        Ok(page) => view! {
+                            <table class="table" data-testid="alerts">
+                                <thead><tr><th>"Raised"</th><th>"Severity"</th><th>"For"</th><th>"Message"</th><th>"Customer"</th><th>"Status"</th><th></th></tr></thead>
+                                <tbody>
+                                    {page.items.into_iter().map(|a| {
+                                        let id = StoredValue::new(a.alert_id.clone());
+                                        let open = a.status == "open";
+                                        let resolved = a.status == "resolved";
+                                        let who = match (&a.resolved_by, &a.acknowledged_by) {
+                                            (Some(by), _) => format!(" by {by}"),
+                                            (None, Some(by)) => format!(" by {by}"),
+                                            _ => String::new(),
+                                        };
+                                        view! {
+                                            <tr class=format!("severity-{}", a.severity)>
+                                                <td>{format_ms(a.created_at)}</td>
+                                                <td><span class=format!("badge sev-{}", a.severity)>{a.severity.clone()}</span></td>
+                                                <td>{a.audience.clone()}</td>
+                                                <td>{a.message.clone()}</td>
+                                                <td><a href=format!("/customers/{}", a.customer_id)>{a.customer_id.clone()}</a></td>
+                                                <td><span class=status_class(&a.status)>{a.status.clone()}</span><span class="muted small">{who}</span></td>
+                                                <td class="row-actions">
+                                                    <Show when=move || can_work() && open>
+                                                        <button class="small" on:click=move |_| { work.dispatch(WorkAlert { alert_id: id.get_value(), resolve: false }); }>"Acknowledge"</button>
+                                                    </Show>
+                                                    <Show when=move || can_work() && !resolved>
+                                                        <button class="small" on:click=move |_| { work.dispatch(WorkAlert { alert_id: id.get_value(), resolve: true }); }>"Resolve"</button>
+                                                    </Show>
+                                                </td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any(),
+                        Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}

@@ -1,0 +1,538 @@
+//! The executor's tables: runs and their steps, actions (the exactly-once
+//! ledger), offers, alerts, re-entry times, and the queue of events to run.
+
+use super::events::EventRow;
+use super::{now_ms, Db};
+use crate::with_pool;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RunRow {
+    pub run_id: String,
+    pub workflow_id: String,
+    pub version: i64,
+    pub customer_id: String,
+    pub status: String,
+    pub at_node: Option<String>,
+    pub wake_at: Option<i64>,
+    pub state: String,
+    pub trigger_event_id: String,
+    pub started_at: i64,
+    pub updated_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+pub const RUN_COLUMNS: &str = "run_id, workflow_id, version, customer_id, status, at_node, wake_at, state, \
+                               trigger_event_id, started_at, updated_at, ended_at";
+
+/// A published version that may start runs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ActiveVersion {
+    pub workflow_id: String,
+    pub version: i64,
+    pub definition: String,
+    pub status: String,
+}
+
+/// The oldest events not yet run, at most `limit`, in arrival order.
+pub async fn queued_events(db: &Db, limit: i64) -> sqlx::Result<Vec<EventRow>> {
+    let sql = "select e.event_id, e.source_id, e.external_id, e.name, e.customer_id, e.occurred_at, e.received_at, \
+               e.payload from work_item w join event e on e.event_id = w.event_id order by w.event_id limit $1";
+    with_pool!(db, p => sqlx::query_as::<_, EventRow>(sql).bind(limit).fetch_all(p).await)
+}
+
+/// How many events wait for the executor, and since when (the oldest's arrival).
+pub async fn backlog(db: &Db) -> sqlx::Result<(i64, Option<i64>)> {
+    let sql = "select count(*), min(created_at) from work_item";
+    with_pool!(db, p => sqlx::query_as::<_, (i64, Option<i64>)>(sql).fetch_one(p).await)
+}
+
+/// Every workflow's running version: the active ones start runs; paused ones
+/// are listed too, so their waiting runs are known to be held.
+pub async fn published_versions(db: &Db) -> sqlx::Result<Vec<ActiveVersion>> {
+    let sql = "select w.workflow_id, v.version, v.definition, w.status from workflow w \
+               join workflow_version v on v.workflow_id = w.workflow_id and v.version = w.active_version \
+               where w.status in ('active', 'paused')";
+    with_pool!(db, p => sqlx::query_as::<_, ActiveVersion>(sql).fetch_all(p).await)
+}
+
+pub async fn version_definition(db: &Db, workflow_id: &str, version: i64) -> sqlx::Result<Option<String>> {
+    let sql = "select definition from workflow_version where workflow_id = $1 and version = $2";
+    with_pool!(db, p => sqlx::query_scalar::<_, String>(sql).bind(workflow_id).bind(version).fetch_optional(p).await)
+}
+
+pub async fn workflow_status(db: &Db, workflow_id: &str) -> sqlx::Result<Option<String>> {
+    let sql = "select status from workflow where workflow_id = $1";
+    with_pool!(db, p => sqlx::query_scalar::<_, String>(sql).bind(workflow_id).fetch_optional(p).await)
+}
+
+pub async fn waiting_runs_of(db: &Db, customer_id: &str) -> sqlx::Result<Vec<RunRow>> {
+    let sql = format!("select {RUN_COLUMNS} from run where customer_id = $1 and status = 'waiting' order by run_id");
+    with_pool!(db, p => sqlx::query_as::<_, RunRow>(&sql).bind(customer_id).fetch_all(p).await)
+}
+
+/// Waiting runs of active workflows whose timer is due at `now`, oldest due
+/// first. (A paused workflow's runs keep their timers until it resumes.)
+pub async fn due_runs(db: &Db, now: i64, limit: i64) -> sqlx::Result<Vec<RunRow>> {
+    let columns: Vec<String> = RUN_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect();
+    let sql = format!(
+        "select {} from run r join workflow w on w.workflow_id = r.workflow_id \
+         where r.status = 'waiting' and r.wake_at <= $1 and w.status = 'active' order by r.wake_at, r.run_id limit $2",
+        columns.join(", ")
+    );
+    with_pool!(db, p => sqlx::query_as::<_, RunRow>(&sql).bind(now).bind(limit).fetch_all(p).await)
+}
+
+/// When the next timer of an active workflow's run is due, if any.
+pub async fn next_due(db: &Db) -> sqlx::Result<Option<i64>> {
+    let sql = "select min(r.wake_at) from run r join workflow w on w.workflow_id = r.workflow_id \
+               where r.status = 'waiting' and w.status = 'active'";
+    with_pool!(db, p => sqlx::query_scalar::<_, Option<i64>>(sql).fetch_one(p).await)
+}
+
+pub async fn last_entered(db: &Db, workflow_id: &str, customer_id: &str) -> sqlx::Result<Option<i64>> {
+    let sql = "select last_entered_at from workflow_entry where workflow_id = $1 and customer_id = $2";
+    with_pool!(db, p => sqlx::query_scalar::<_, i64>(sql).bind(workflow_id).bind(customer_id).fetch_optional(p).await)
+}
+
+/// Payloads of a customer's events of one name since `since_id` (a UUID v7 floor).
+pub async fn customer_events_since(
+    db: &Db,
+    customer_id: &str,
+    name: &str,
+    since_id: &str,
+) -> sqlx::Result<Vec<String>> {
+    let sql = "select payload from event where customer_id = $1 and event_id >= $2 and name = $3";
+    with_pool!(db, p => sqlx::query_scalar::<_, String>(sql).bind(customer_id).bind(since_id).bind(name).fetch_all(p).await)
+}
+
+/// A run as it is after a step, to insert or update.
+#[derive(Debug, Clone)]
+pub struct RunWrite {
+    pub run_id: String,
+    pub workflow_id: String,
+    pub version: i64,
+    pub customer_id: String,
+    pub status: String,
+    pub at_node: Option<String>,
+    pub wake_at: Option<i64>,
+    pub state: String,
+    pub trigger_event_id: String,
+    pub started_at: i64,
+    pub new: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepWrite {
+    pub run_id: String,
+    pub seq: i64,
+    pub node: String,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub at: i64,
+}
+
+/// An action with its effect, written only if its key is new.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    Offer {
+        code: String,
+        discount: String,
+        value: f64,
+        expires_at: i64,
+    },
+    Alert {
+        alert_id: String,
+        severity: String,
+        audience: String,
+        message: String,
+    },
+    /// Attribute changes merged into the customer's profile.
+    Profile {
+        changes: Vec<crate::workflow::ProfileChange>,
+    },
+    /// Delivered later by the webhook worker.
+    Webhook,
+}
+
+#[derive(Debug, Clone)]
+pub struct ActionWrite {
+    pub action_key: String,
+    pub run_id: String,
+    pub workflow_id: String,
+    pub node: String,
+    pub customer_id: String,
+    pub kind: &'static str,
+    pub payload: String,
+    pub effect: Effect,
+}
+
+/// Everything one executor step writes, committed together.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub runs: Vec<RunWrite>,
+    pub steps: Vec<StepWrite>,
+    /// (workflow, customer, time) of runs started.
+    pub entries: Vec<(String, String, i64)>,
+    pub actions: Vec<ActionWrite>,
+    /// Events done with (their work items are removed).
+    pub events_done: Vec<String>,
+    /// Offer codes redeemed by a converting event: (code, event id).
+    pub redemptions: Vec<(String, String)>,
+}
+
+/// What the commit did, for metrics and the live stream.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    /// Keys of actions performed now (not replays of ones done before).
+    pub performed: Vec<String>,
+    /// Webhook actions now waiting for delivery.
+    pub webhooks: usize,
+}
+
+/// Commits a batch in one transaction: run states, steps, entries, actions
+/// and their effects (offers, alerts, profile changes), and the events'
+/// removal from the queue. An action whose key exists is skipped with its
+/// effect, so replaying a step after a crash performs nothing twice.
+pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
+    let now = now_ms();
+    let mut out = Committed::default();
+    with_pool!(db, p => {
+        let mut tx = p.begin().await?;
+        for r in &batch.runs {
+            let ended = (r.status != "waiting").then_some(now);
+            if r.new {
+                sqlx::query(
+                    "insert into run (run_id, workflow_id, version, customer_id, status, at_node, wake_at, state, \
+                     trigger_event_id, started_at, updated_at, ended_at) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(&r.run_id)
+                .bind(&r.workflow_id)
+                .bind(r.version)
+                .bind(&r.customer_id)
+                .bind(&r.status)
+                .bind(&r.at_node)
+                .bind(r.wake_at)
+                .bind(&r.state)
+                .bind(&r.trigger_event_id)
+                .bind(r.started_at)
+                .bind(now)
+                .bind(ended)
+                .execute(&mut *tx)
+                .await?;
+            } else {
+                sqlx::query(
+                    "update run set status = $1, at_node = $2, wake_at = $3, state = $4, updated_at = $5, \
+                     ended_at = $6 where run_id = $7",
+                )
+                .bind(&r.status)
+                .bind(&r.at_node)
+                .bind(r.wake_at)
+                .bind(&r.state)
+                .bind(now)
+                .bind(ended)
+                .bind(&r.run_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        for s in &batch.steps {
+            sqlx::query(
+                "insert into run_step (run_id, seq, node, outcome, detail, at) values ($1, $2, $3, $4, $5, $6) \
+                 on conflict (run_id, seq) do nothing",
+            )
+            .bind(&s.run_id)
+            .bind(s.seq)
+            .bind(&s.node)
+            .bind(&s.outcome)
+            .bind(&s.detail)
+            .bind(s.at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (workflow_id, customer_id, at) in &batch.entries {
+            sqlx::query(
+                "insert into workflow_entry (workflow_id, customer_id, last_entered_at) values ($1, $2, $3) \
+                 on conflict (workflow_id, customer_id) do update set last_entered_at = excluded.last_entered_at",
+            )
+            .bind(workflow_id)
+            .bind(customer_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for a in &batch.actions {
+            let status = if matches!(a.effect, Effect::Webhook) { "pending" } else { "done" };
+            let next_attempt = matches!(a.effect, Effect::Webhook).then_some(now);
+            let inserted = sqlx::query(
+                "insert into action (action_key, run_id, workflow_id, node, kind, payload, status, attempts, \
+                 next_attempt_at, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $9) \
+                 on conflict (action_key) do nothing",
+            )
+            .bind(&a.action_key)
+            .bind(&a.run_id)
+            .bind(&a.workflow_id)
+            .bind(&a.node)
+            .bind(a.kind)
+            .bind(&a.payload)
+            .bind(status)
+            .bind(next_attempt)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                continue;
+            }
+            out.performed.push(a.action_key.clone());
+            match &a.effect {
+                Effect::Offer { code, discount, value, expires_at } => {
+                    sqlx::query(
+                        "insert into offer (code, action_key, workflow_id, run_id, customer_id, discount, value, \
+                         expires_at, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(code)
+                    .bind(&a.action_key)
+                    .bind(&a.workflow_id)
+                    .bind(&a.run_id)
+                    .bind(&a.customer_id)
+                    .bind(discount)
+                    .bind(value)
+                    .bind(expires_at)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Effect::Alert { alert_id, severity, audience, message } => {
+                    sqlx::query(
+                        "insert into alert (alert_id, action_key, workflow_id, run_id, customer_id, severity, \
+                         audience, message, status, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9)",
+                    )
+                    .bind(alert_id)
+                    .bind(&a.action_key)
+                    .bind(&a.workflow_id)
+                    .bind(&a.run_id)
+                    .bind(&a.customer_id)
+                    .bind(severity)
+                    .bind(audience)
+                    .bind(message)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Effect::Profile { changes } => {
+                    let current: Option<String> =
+                        sqlx::query_scalar("select attributes from customer where customer_id = $1")
+                            .bind(&a.customer_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    let mut profile = current
+                        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                        .unwrap_or_else(|| serde_json::json!({}));
+                    crate::workflow::eval::apply_profile_changes(&mut profile, changes);
+                    sqlx::query(
+                        "insert into customer (customer_id, attributes, first_seen_at, last_seen_at, event_count) \
+                         values ($1, $2, $3, $3, 0) on conflict (customer_id) do update set attributes = excluded.attributes",
+                    )
+                    .bind(&a.customer_id)
+                    .bind(profile.to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Effect::Webhook => out.webhooks += 1,
+            }
+        }
+        for (code, event_id) in &batch.redemptions {
+            sqlx::query(
+                "update offer set redeemed_at = $1, redeemed_by = $2 \
+                 where code = $3 and redeemed_at is null and expires_at > $1",
+            )
+            .bind(now)
+            .bind(format!("event {event_id}"))
+            .bind(code)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for event_id in &batch.events_done {
+            sqlx::query("delete from work_item where event_id = $1").bind(event_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    })
+}
+
+/// A webhook action leased for an attempt.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PendingAction {
+    pub action_key: String,
+    pub payload: String,
+    pub attempts: i64,
+}
+
+/// Claims up to `limit` due webhook actions until `lease_until`, so no other
+/// round (or node) sends them meanwhile.
+pub async fn lease_due_actions(db: &Db, now: i64, lease_until: i64, limit: i64) -> sqlx::Result<Vec<PendingAction>> {
+    with_pool!(db, p => {
+        let mut tx = p.begin().await?;
+        let due: Vec<PendingAction> = sqlx::query_as(
+            "select action_key, payload, attempts from action \
+             where status = 'pending' and next_attempt_at <= $1 order by next_attempt_at limit $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut leased = Vec::with_capacity(due.len());
+        for a in due {
+            let n = sqlx::query(
+                "update action set next_attempt_at = $1 where action_key = $2 and status = 'pending' \
+                 and next_attempt_at <= $3",
+            )
+            .bind(lease_until)
+            .bind(&a.action_key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                leased.push(a);
+            }
+        }
+        tx.commit().await?;
+        Ok(leased)
+    })
+}
+
+/// Records an attempt: `done`, `failed`, or `pending` again at `next_attempt_at`.
+pub async fn finish_action(
+    db: &Db,
+    action_key: &str,
+    attempts: i64,
+    status: &str,
+    error: Option<&str>,
+    next_attempt_at: Option<i64>,
+) -> sqlx::Result<()> {
+    let sql = "update action set status = $1, attempts = $2, last_error = $3, next_attempt_at = $4, updated_at = $5 \
+               where action_key = $6";
+    crate::execute!(
+        db,
+        sqlx::query(sql).bind(status).bind(attempts).bind(error).bind(next_attempt_at).bind(now_ms()).bind(action_key)
+    )?;
+    Ok(())
+}
+
+/// When the next webhook attempt is due, if any.
+pub async fn next_attempt(db: &Db) -> sqlx::Result<Option<i64>> {
+    let sql = "select min(next_attempt_at) from action where status = 'pending'";
+    with_pool!(db, p => sqlx::query_scalar::<_, Option<i64>>(sql).fetch_one(p).await)
+}
+
+impl RunRow {
+    pub fn to_run(&self) -> crate::model::Run {
+        crate::model::Run {
+            run_id: self.run_id.clone(),
+            workflow_id: self.workflow_id.clone(),
+            version: self.version,
+            customer_id: self.customer_id.clone(),
+            status: self.status.clone(),
+            at_node: self.at_node.clone(),
+            wake_at: self.wake_at,
+            trigger_event_id: self.trigger_event_id.clone(),
+            started_at: self.started_at,
+            updated_at: self.updated_at,
+            ended_at: self.ended_at,
+        }
+    }
+}
+
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// Runs newest first, filtered by workflow, status and customer, before `cursor`.
+pub async fn list(
+    db: &Db,
+    workflow_id: Option<&str>,
+    status: Option<&str>,
+    customer_id: Option<&str>,
+    cursor: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<RunRow>> {
+    let mut clauses = Vec::new();
+    let mut args = Vec::new();
+    let mut push = |clause: &str, arg: Arg| {
+        args.push(arg);
+        clauses.push(clause.replace('?', &format!("${}", args.len())));
+    };
+    if let Some(w) = workflow_id {
+        push("workflow_id = ?", Arg::Text(w.to_string()));
+    }
+    if let Some(s) = status {
+        push("status = ?", Arg::Text(s.to_string()));
+    }
+    if let Some(c) = customer_id {
+        push("customer_id = ?", Arg::Text(c.to_string()));
+    }
+    if let Some(c) = cursor {
+        push("run_id < ?", Arg::Text(c.to_string()));
+    }
+    args.push(Arg::Int(limit));
+    let where_sql = if clauses.is_empty() { String::new() } else { format!("where {}", clauses.join(" and ")) };
+    let sql = format!("select {RUN_COLUMNS} from run {where_sql} order by run_id desc limit ${}", args.len());
+    with_pool!(db, p => {
+        let mut q = sqlx::query_as::<_, RunRow>(&sql);
+        for a in &args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.as_str()),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        q.fetch_all(p).await
+    })
+}
+
+pub async fn get(db: &Db, run_id: &str) -> sqlx::Result<Option<RunRow>> {
+    let sql = format!("select {RUN_COLUMNS} from run where run_id = $1");
+    with_pool!(db, p => sqlx::query_as::<_, RunRow>(&sql).bind(run_id).fetch_optional(p).await)
+}
+
+pub async fn steps(db: &Db, run_id: &str) -> sqlx::Result<Vec<crate::model::RunStep>> {
+    let sql = "select seq, node, outcome, detail, at from run_step where run_id = $1 order by seq";
+    let rows: Vec<(i64, String, String, Option<String>, i64)> =
+        with_pool!(db, p => sqlx::query_as(sql).bind(run_id).fetch_all(p).await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, node, outcome, detail, at)| crate::model::RunStep { seq, node, outcome, detail, at })
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct ActionRow {
+    action_key: String,
+    node: String,
+    kind: String,
+    status: String,
+    attempts: i64,
+    last_error: Option<String>,
+    updated_at: i64,
+}
+
+pub async fn actions(db: &Db, run_id: &str) -> sqlx::Result<Vec<crate::model::RunAction>> {
+    let sql = "select action_key, node, kind, status, attempts, last_error, updated_at from action where run_id = $1 \
+               order by created_at, action_key";
+    let rows: Vec<ActionRow> = with_pool!(db, p => sqlx::query_as(sql).bind(run_id).fetch_all(p).await)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| crate::model::RunAction {
+            action_key: r.action_key,
+            node: r.node,
+            kind: r.kind,
+            status: r.status,
+            attempts: r.attempts,
+            last_error: r.last_error,
+            updated_at: r.updated_at,
+        })
+        .collect())
+}

@@ -1,0 +1,474 @@
+//! The executor: runs every published workflow against each accepted event,
+//! and fires due timers. It reads the queue of events the ingest writer
+//! committed (`work_item`), evaluates with the pure core
+//! (`app::workflow::eval`), and commits run states, step traces, actions and
+//! their effects together with the events' removal from the queue — so a crash
+//! at any point replays the batch, and action keys make the replay a no-op.
+
+pub mod delivery;
+
+use anyhow::Context as _;
+use app::service::Ctx;
+use app::store::events::EventRow;
+use app::store::runs::{self, ActionWrite, Batch, Effect, RunRow, RunWrite, StepWrite};
+use app::store::{now_ms, uuid_v7_floor};
+use app::workflow::eval::{self, Action, Context, EventData, Input, RunState, Step};
+use app::workflow::rules::Operand;
+use app::workflow::Workflow;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where the executor reads the time: the system clock, or a test's hand.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> i64;
+}
+
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        now_ms()
+    }
+}
+
+/// A clock tests move by hand, so waits of hours pass in milliseconds.
+#[derive(Debug, Default)]
+pub struct ManualClock(pub AtomicI64);
+
+impl Clock for ManualClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl ManualClock {
+    pub fn set(&self, ms: i64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+}
+
+/// Events per batch: one transaction, so one fsync, for all of them.
+const BATCH: i64 = 256;
+
+/// A published workflow version, parsed once.
+#[derive(Debug, Clone)]
+struct Version {
+    workflow_id: String,
+    version: i64,
+    workflow: Arc<Workflow>,
+    active: bool,
+}
+
+/// A run being worked on in this batch.
+#[derive(Debug, Clone)]
+struct Live {
+    state: RunState,
+    version: i64,
+    customer: String,
+    trigger_event_id: String,
+    started_at: i64,
+    new: bool,
+}
+
+pub struct Executor {
+    ctx: Ctx,
+    clock: Arc<dyn Clock>,
+    /// Versions that start runs or hold waiting ones, by workflow.
+    published: Vec<Version>,
+    published_at: Option<u64>,
+    /// Definitions of older versions that waiting runs are pinned to.
+    pinned: HashMap<(String, i64), Arc<Workflow>>,
+    sources: HashMap<String, String>,
+    /// Step numbers: increasing across the process's life.
+    seq: i64,
+}
+
+impl Executor {
+    pub fn new(ctx: Ctx, clock: Arc<dyn Clock>) -> Self {
+        let seq = now_ms() * 1000;
+        Executor {
+            ctx,
+            clock,
+            published: Vec::new(),
+            published_at: None,
+            pinned: HashMap::new(),
+            sources: HashMap::new(),
+            seq,
+        }
+    }
+
+    /// Runs until the process ends: drains the queue, fires due timers, and
+    /// sleeps until new events, a workflow change, or the next timer.
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run())
+    }
+
+    async fn run(mut self) {
+        loop {
+            match self.tick().await {
+                Ok(done) if done > 0 => continue,
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::error!(error = format!("{err:#}"), "Executor step failed; retrying in a second.");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+            let wait = match runs::next_due(&self.ctx.db).await {
+                Ok(Some(due)) => Duration::from_millis((due - self.clock.now()).clamp(10, 1000) as u64),
+                _ => Duration::from_secs(1),
+            };
+            let _ = tokio::time::timeout(wait, self.ctx.signals.work.notified()).await;
+        }
+    }
+
+    /// One round: a batch of queued events, then a batch of due timers.
+    /// Returns how many events and timers it handled.
+    pub async fn tick(&mut self) -> anyhow::Result<usize> {
+        self.refresh().await?;
+        let events = runs::queued_events(&self.ctx.db, BATCH).await.context("Reading the event queue.")?;
+        let mut done = events.len();
+        if !events.is_empty() {
+            self.run_events(events).await?;
+        }
+        let due = runs::due_runs(&self.ctx.db, self.clock.now(), BATCH).await.context("Reading due timers.")?;
+        done += due.len();
+        if !due.is_empty() {
+            self.run_timers(due).await?;
+        }
+        Ok(done)
+    }
+
+    /// Runs `tick` until nothing is left (tests and start-up catch-up).
+    pub async fn drain(&mut self) -> anyhow::Result<usize> {
+        let mut total = 0;
+        loop {
+            let n = self.tick().await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n;
+        }
+    }
+
+    async fn refresh(&mut self) -> anyhow::Result<()> {
+        let seen = self.ctx.signals.workflows.load(Ordering::Relaxed);
+        if self.published_at == Some(seen) {
+            return Ok(());
+        }
+        let rows = runs::published_versions(&self.ctx.db).await.context("Loading published workflows.")?;
+        let mut published = Vec::with_capacity(rows.len());
+        for row in rows {
+            match serde_json::from_str::<Workflow>(&row.definition) {
+                Ok(w) => published.push(Version {
+                    workflow_id: row.workflow_id,
+                    version: row.version,
+                    workflow: Arc::new(w),
+                    active: row.status == "active",
+                }),
+                Err(err) => {
+                    tracing::error!(workflow = %row.workflow_id, error = %err, "A published version cannot be read.")
+                }
+            }
+        }
+        self.published = published;
+        self.published_at = Some(seen);
+        self.sources = app::store::sources::list(&self.ctx.db, None, 10_000)
+            .await
+            .context("Loading sources.")?
+            .into_iter()
+            .map(|s| (s.source_id, s.slug))
+            .collect();
+        Ok(())
+    }
+
+    async fn definition(&mut self, workflow_id: &str, version: i64) -> anyhow::Result<Option<Arc<Workflow>>> {
+        if let Some(v) = self.published.iter().find(|v| v.workflow_id == workflow_id && v.version == version) {
+            return Ok(Some(v.workflow.clone()));
+        }
+        let key = (workflow_id.to_string(), version);
+        if let Some(w) = self.pinned.get(&key) {
+            return Ok(Some(w.clone()));
+        }
+        let Some(text) = runs::version_definition(&self.ctx.db, workflow_id, version).await? else { return Ok(None) };
+        let w = Arc::new(serde_json::from_str::<Workflow>(&text).context("A pinned version cannot be read.")?);
+        self.pinned.insert(key, w.clone());
+        Ok(Some(w))
+    }
+
+    /// Whether runs of this workflow may advance now (not paused or archived).
+    fn advancing(&self, workflow_id: &str) -> bool {
+        self.published.iter().any(|v| v.workflow_id == workflow_id && v.active)
+    }
+
+    fn event_data(&mut self, e: &EventRow) -> anyhow::Result<EventData> {
+        let source = match self.sources.get(&e.source_id) {
+            Some(slug) => slug.clone(),
+            None => e.source_id.clone(),
+        };
+        Ok(EventData {
+            id: e.event_id.clone(),
+            name: e.name.clone(),
+            source,
+            customer: e.customer_id.clone(),
+            at: e.occurred_at,
+            payload: serde_json::from_str(&e.payload).context("An event's payload is not JSON.")?,
+        })
+    }
+
+    async fn context(&self, customer: &str, workflow: &Workflow, now: i64) -> anyhow::Result<Context> {
+        let row = app::store::events::customer(&self.ctx.db, customer).await?;
+        let profile = row
+            .as_ref()
+            .and_then(|r| serde_json::from_str::<Value>(&r.attributes).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        let mut aggregates = Vec::new();
+        for operand in workflow.aggregates() {
+            let value = match &operand {
+                Operand::LastSeen => row.as_ref().map(|r| Value::from(r.last_seen_at)),
+                Operand::CountInWindow { event, hours } => {
+                    let since = uuid_v7_floor(now - i64::from(*hours) * 3_600_000);
+                    let n = runs::customer_events_since(&self.ctx.db, customer, event, &since).await?.len();
+                    Some(Value::from(n))
+                }
+                Operand::SumInWindow { event, path, hours } => {
+                    let since = uuid_v7_floor(now - i64::from(*hours) * 3_600_000);
+                    let path = app::ingest::mapping::Path::parse(path).ok();
+                    let mut sum = 0.0;
+                    for payload in runs::customer_events_since(&self.ctx.db, customer, event, &since).await? {
+                        let value: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+                        let field = path.as_ref().and_then(|p| p.get(&value));
+                        sum += match field {
+                            Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+                            Some(Value::String(s)) => s.trim().parse().unwrap_or(0.0),
+                            _ => 0.0,
+                        };
+                    }
+                    Some(Value::from(sum))
+                }
+                Operand::Event { .. } | Operand::Profile { .. } => None,
+            };
+            if let Some(v) = value {
+                aggregates.push((operand, v));
+            }
+        }
+        Ok(Context { profile, aggregates, now, seed: seed() })
+    }
+
+    async fn run_events(&mut self, events: Vec<EventRow>) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        let mut batch = Batch::default();
+        // Runs touched in this batch, so a later event of the same customer sees them.
+        let mut live: HashMap<String, Live> = HashMap::new();
+        let mut entered: HashMap<(String, String), i64> = HashMap::new();
+        for row in &events {
+            batch.events_done.push(row.event_id.clone());
+            let event = match self.event_data(row) {
+                Ok(e) => e,
+                Err(err) => {
+                    tracing::warn!(event = %row.event_id, error = %err, "Event skipped by the executor.");
+                    continue;
+                }
+            };
+            // Waiting runs of this customer, from the database and from this batch.
+            for r in runs::waiting_runs_of(&self.ctx.db, &event.customer).await? {
+                if !live.contains_key(&r.run_id) {
+                    if let Some(l) = to_live(&r) {
+                        live.insert(r.run_id.clone(), l);
+                    }
+                }
+            }
+            let mut waiting: Vec<(String, i64, String)> = live
+                .iter()
+                .filter(|(_, l)| l.customer == event.customer && l.state.status == eval::RunStatus::Waiting)
+                .map(|(id, l)| (id.clone(), l.version, l.state.workflow_id.clone()))
+                .collect();
+            waiting.sort();
+            for (run_id, version, workflow_id) in waiting {
+                if !self.advancing(&workflow_id) {
+                    continue;
+                }
+                let Some(workflow) = self.definition(&workflow_id, version).await? else { continue };
+                let Some(current) = live.get(&run_id).cloned() else { continue };
+                if current.state.status != eval::RunStatus::Waiting {
+                    continue;
+                }
+                let ctx = self.context(&event.customer, &workflow, now).await?;
+                let step = eval::advance(&workflow, &current.state, Input::Event(&event), &ctx);
+                // A goal reached with this run's code redeems the code, once.
+                let at_code_goal =
+                    current.state.at.as_deref().and_then(|a| workflow.node(a)).is_some_and(|n| {
+                        matches!(n.kind, app::workflow::NodeKind::Goal { match_offer_code: true, .. })
+                    });
+                if step.state.status == eval::RunStatus::Converted && at_code_goal {
+                    if let Some(offer) = &step.state.offer {
+                        batch.redemptions.push((offer.code.clone(), event.id.clone()));
+                    }
+                }
+                if step.state != current.state {
+                    self.record(&mut batch, &mut live, current, step, now);
+                }
+            }
+            // Runs this event starts.
+            let candidates: Vec<Version> = self.published.iter().filter(|v| v.active).cloned().collect();
+            for v in candidates {
+                let ctx = self.context(&event.customer, &v.workflow, now).await?;
+                if !v.workflow.triggered_by(&event, &ctx) {
+                    continue;
+                }
+                let key = (v.workflow_id.clone(), event.customer.clone());
+                let last = match entered.get(&key) {
+                    Some(at) => Some(*at),
+                    None => runs::last_entered(&self.ctx.db, &v.workflow_id, &event.customer).await?,
+                };
+                if !eval::may_enter(&v.workflow.settings, last, now) {
+                    continue;
+                }
+                entered.insert(key, now);
+                batch.entries.push((v.workflow_id.clone(), event.customer.clone(), now));
+                let run_id = app::store::new_id();
+                let step = eval::start(&v.workflow, &v.workflow_id, &run_id, event.clone(), &ctx);
+                let fresh = Live {
+                    state: step.state.clone(),
+                    version: v.version,
+                    customer: event.customer.clone(),
+                    trigger_event_id: event.id.clone(),
+                    started_at: now,
+                    new: true,
+                };
+                self.record(&mut batch, &mut live, fresh, step, now);
+            }
+        }
+        self.finish(batch, live).await
+    }
+
+    async fn run_timers(&mut self, due: Vec<RunRow>) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        let mut batch = Batch::default();
+        let mut live: HashMap<String, Live> = HashMap::new();
+        for row in due {
+            if !self.advancing(&row.workflow_id) {
+                continue;
+            }
+            let Some(current) = to_live(&row) else { continue };
+            let Some(workflow) = self.definition(&row.workflow_id, row.version).await? else { continue };
+            let ctx = self.context(&row.customer_id, &workflow, now).await?;
+            let step = eval::advance(&workflow, &current.state, Input::Timer, &ctx);
+            if step.state != current.state {
+                self.record(&mut batch, &mut live, current, step, now);
+            }
+        }
+        self.finish(batch, live).await
+    }
+
+    /// Adds a step's outcome to the batch and the batch's view of the run.
+    fn record(&mut self, batch: &mut Batch, live: &mut HashMap<String, Live>, mut run: Live, step: Step, now: i64) {
+        let run_id = step.state.run_id.clone();
+        for t in step.trace {
+            self.seq += 1;
+            batch.steps.push(StepWrite {
+                run_id: run_id.clone(),
+                seq: self.seq,
+                node: t.node,
+                outcome: t.outcome,
+                detail: t.detail,
+                at: now,
+            });
+        }
+        for action in step.actions {
+            batch.actions.push(action_write(&run_id, &step.state.workflow_id, &run.customer, action));
+        }
+        run.state = step.state;
+        live.insert(run_id, run);
+    }
+
+    async fn finish(&mut self, mut batch: Batch, live: HashMap<String, Live>) -> anyhow::Result<()> {
+        for (run_id, l) in live {
+            // Runs read from the database but left unchanged need no write.
+            if !l.new && !batch.steps.iter().any(|s| s.run_id == run_id) {
+                continue;
+            }
+            batch.runs.push(RunWrite {
+                run_id,
+                workflow_id: l.state.workflow_id.clone(),
+                version: l.version,
+                customer_id: l.customer.clone(),
+                status: l.state.status.as_str().to_string(),
+                at_node: l.state.at.clone(),
+                wake_at: l.state.wake_at,
+                state: serde_json::to_string(&l.state).context("Serialising a run state.")?,
+                trigger_event_id: l.trigger_event_id.clone(),
+                started_at: l.started_at,
+                new: l.new,
+            });
+        }
+        // New runs first: steps and actions refer to them.
+        batch.runs.sort_by_key(|r| !r.new);
+        let committed = runs::commit(&self.ctx.db, &batch).await.context("Committing an executor batch.")?;
+        if committed.webhooks > 0 {
+            self.ctx.signals.deliveries.notify_one();
+        }
+        Ok(())
+    }
+}
+
+fn to_live(row: &RunRow) -> Option<Live> {
+    let state: RunState = match serde_json::from_str(&row.state) {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::error!(run = %row.run_id, error = %err, "A run's state cannot be read.");
+            return None;
+        }
+    };
+    Some(Live {
+        state,
+        version: row.version,
+        customer: row.customer_id.clone(),
+        trigger_event_id: row.trigger_event_id.clone(),
+        started_at: row.started_at,
+        new: false,
+    })
+}
+
+fn action_write(run_id: &str, workflow_id: &str, customer: &str, action: Action) -> ActionWrite {
+    let payload = serde_json::to_string(&action).unwrap_or_default();
+    let (kind, effect, key, node) = match action {
+        Action::IssueOffer { key, node, code, discount, value, expires_at } => {
+            let discount = serde_json::to_value(&discount).ok().and_then(|v| v.as_str().map(String::from));
+            let effect = Effect::Offer { code, discount: discount.unwrap_or_default(), value, expires_at };
+            ("issue_offer", effect, key, node)
+        }
+        Action::RaiseAlert { key, node, severity, audience, message } => {
+            let severity = serde_json::to_value(&severity).ok().and_then(|v| v.as_str().map(String::from));
+            let effect = Effect::Alert {
+                alert_id: app::store::new_id(),
+                severity: severity.unwrap_or_default(),
+                audience,
+                message,
+            };
+            ("raise_alert", effect, key, node)
+        }
+        Action::CallWebhook { key, node, .. } => ("call_webhook", Effect::Webhook, key, node),
+        Action::UpdateProfile { key, node, changes } => ("update_profile", Effect::Profile { changes }, key, node),
+    };
+    ActionWrite {
+        action_key: key,
+        run_id: run_id.to_string(),
+        workflow_id: workflow_id.to_string(),
+        node,
+        customer_id: customer.to_string(),
+        kind,
+        payload,
+        effect,
+    }
+}
+
+/// A fresh random seed for offer codes (122 random bits of a UUID v4, folded).
+fn seed() -> u64 {
+    let (a, b) = uuid::Uuid::new_v4().as_u64_pair();
+    a ^ b.rotate_left(17)
+}
