@@ -189,6 +189,13 @@ pub struct CustomerDetail {
     pub customer: Customer,
     /// Newest first, at most 100.
     pub events: Vec<Event>,
+    /// The customer's runs, offers and alerts, newest first, at most 50 each.
+    #[serde(default)]
+    pub runs: Vec<Run>,
+    #[serde(default)]
+    pub offers: Vec<Offer>,
+    #[serde(default)]
+    pub alerts: Vec<Alert>,
 }
 
 /// A received event that could not be mapped, kept for replay once the mapping is fixed.

@@ -98,7 +98,8 @@ async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     // timers (catching up on whatever was queued or due while stopped);
     // delivery sends their webhooks.
     let clock: std::sync::Arc<dyn server::executor::Clock> = std::sync::Arc::new(server::executor::SystemClock);
-    let executor = server::executor::Executor::new(ctx.clone(), clock.clone()).spawn();
+    let executor =
+        server::executor::Executor::new(ctx.clone(), clock.clone()).with_metrics(state.metrics.clone()).spawn();
     let delivery_config = server::executor::delivery::DeliveryConfig {
         max_attempts: config.webhook_max_attempts.max(1),
         timeout: Duration::from_secs(config.webhook_timeout_secs.max(1)),

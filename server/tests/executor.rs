@@ -112,6 +112,12 @@ async fn abandoned_carts_checkout_in_time_or_get_an_offer_an_alert_and_convert_o
         .await;
         assert!(steps >= 8, "the trace has every node passed: {steps}");
 
+        // /metrics tells the executor's state from the database.
+        let metrics = send(&app, axum::http::Request::get("/metrics").body(axum::body::Body::empty()).unwrap()).await;
+        assert!(metrics.body.contains("nudge_executor_backlog_events 0"), "{}", metrics.body);
+        assert!(metrics.body.contains("nudge_runs{status=\"converted\"} 1"), "{}", metrics.body);
+        assert!(metrics.body.contains("nudge_actions{kind=\"issue_offer\",status=\"done\"} 1"), "{}", metrics.body);
+
         // Re-entry: Ana's new cart within 24 hours starts nothing.
         post(json!({ "id": "e5", "type": "cart_updated", "customer": ana, "cart": { "id": "c3", "value": 90 } })).await;
         executor.drain().await.unwrap();

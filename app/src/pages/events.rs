@@ -297,6 +297,30 @@ pub fn CustomerPage() -> impl IntoView {
                                     {attributes.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
                                 </dl>
                             </section>
+                            <section class="card" data-testid="customer-engagement">
+                                <h2>"Runs, offers and alerts"</h2>
+                                {if d.runs.is_empty() && d.offers.is_empty() && d.alerts.is_empty() {
+                                    view! { <p class="muted">"No workflow has run for this customer yet."</p> }.into_any()
+                                } else {
+                                    view! {
+                                        <ul class="engagement">
+                                            {d.runs.into_iter().map(|r| view! {
+                                                <li>
+                                                    "Run " <a href=format!("/runs/{}", r.run_id)>{format_ms(r.started_at)}</a>
+                                                    " · " <strong>{r.status.clone()}</strong>
+                                                    {r.at_node.map(|n| format!(" at {n}"))}
+                                                </li>
+                                            }).collect_view()}
+                                            {d.offers.into_iter().map(|o| view! {
+                                                <li>"Offer " <code>{o.code.clone()}</code> {format!(" · {} {} · {} · expires {}", o.value, o.discount.replace('_', " "), o.status, format_ms(o.expires_at))}</li>
+                                            }).collect_view()}
+                                            {d.alerts.into_iter().map(|a| view! {
+                                                <li>"Alert (" {a.severity.clone()} ") " {a.message.clone()} " · " <strong>{a.status.clone()}</strong></li>
+                                            }).collect_view()}
+                                        </ul>
+                                    }.into_any()
+                                }}
+                            </section>
                             <section class="card">
                                 <h2>"Timeline"</h2>
                                 <EventTable events=d.events sources=names show_customer=false />

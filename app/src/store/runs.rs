@@ -46,6 +46,28 @@ pub async fn backlog(db: &Db) -> sqlx::Result<(i64, Option<i64>)> {
     with_pool!(db, p => sqlx::query_as::<_, (i64, Option<i64>)>(sql).fetch_one(p).await)
 }
 
+/// What the database says about the executor at a moment.
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    /// Events queued for the executor.
+    pub backlog: i64,
+    /// Age of the oldest queued event (ms; 0 when none).
+    pub lag_ms: i64,
+    /// Runs by status.
+    pub runs: Vec<(String, i64)>,
+    /// Actions by kind and status.
+    pub actions: Vec<(String, String, i64)>,
+}
+
+pub async fn gauges(db: &Db, now: i64) -> sqlx::Result<Gauges> {
+    let (backlog, oldest) = backlog(db).await?;
+    let runs_sql = "select status, count(*) from run group by status order by status";
+    let runs: Vec<(String, i64)> = with_pool!(db, p => sqlx::query_as(runs_sql).fetch_all(p).await)?;
+    let actions_sql = "select kind, status, count(*) from action group by kind, status order by kind, status";
+    let actions: Vec<(String, String, i64)> = with_pool!(db, p => sqlx::query_as(actions_sql).fetch_all(p).await)?;
+    Ok(Gauges { backlog, lag_ms: oldest.map(|o| (now - o).max(0)).unwrap_or(0), runs, actions })
+}
+
 /// Every workflow's running version: the active ones start runs; paused ones
 /// are listed too, so their waiting runs are known to be held.
 pub async fn published_versions(db: &Db) -> sqlx::Result<Vec<ActiveVersion>> {

@@ -85,6 +85,7 @@ pub struct Executor {
     sources: HashMap<String, String>,
     /// Step numbers: increasing across the process's life.
     seq: i64,
+    metrics: Option<Arc<crate::http::metrics::Metrics>>,
 }
 
 impl Executor {
@@ -98,7 +99,14 @@ impl Executor {
             pinned: HashMap::new(),
             sources: HashMap::new(),
             seq,
+            metrics: None,
         }
+    }
+
+    /// Counts events, runs, actions and event-to-commit times into `/metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::http::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Runs until the process ends: drains the queue, fires due timers, and
@@ -343,7 +351,8 @@ impl Executor {
                 self.record(&mut batch, &mut live, fresh, step, now);
             }
         }
-        self.finish(batch, live).await
+        let received: Vec<i64> = events.iter().map(|e| e.received_at).collect();
+        self.finish(batch, live, &received).await
     }
 
     async fn run_timers(&mut self, due: Vec<RunRow>) -> anyhow::Result<()> {
@@ -362,7 +371,7 @@ impl Executor {
                 self.record(&mut batch, &mut live, current, step, now);
             }
         }
-        self.finish(batch, live).await
+        self.finish(batch, live, &[]).await
     }
 
     /// Adds a step's outcome to the batch and the batch's view of the run.
@@ -386,7 +395,7 @@ impl Executor {
         live.insert(run_id, run);
     }
 
-    async fn finish(&mut self, mut batch: Batch, live: HashMap<String, Live>) -> anyhow::Result<()> {
+    async fn finish(&mut self, mut batch: Batch, live: HashMap<String, Live>, received: &[i64]) -> anyhow::Result<()> {
         for (run_id, l) in live {
             // Runs read from the database but left unchanged need no write.
             if !l.new && !batch.steps.iter().any(|s| s.run_id == run_id) {
@@ -411,6 +420,15 @@ impl Executor {
         let committed = runs::commit(&self.ctx.db, &batch).await.context("Committing an executor batch.")?;
         if committed.webhooks > 0 {
             self.ctx.signals.deliveries.notify_one();
+        }
+        if let Some(m) = &self.metrics {
+            let now = now_ms();
+            let performed: std::collections::HashSet<&str> = committed.performed.iter().map(String::as_str).collect();
+            let kinds: Vec<&str> =
+                batch.actions.iter().filter(|a| performed.contains(a.action_key.as_str())).map(|a| a.kind).collect();
+            let seconds: Vec<f64> = received.iter().map(|r| (now - r).max(0) as f64 / 1000.0).collect();
+            let started = batch.runs.iter().filter(|r| r.new).count() as u64;
+            m.observe_batch(received.len() as u64, started, &kinds, &seconds);
         }
         Ok(())
     }

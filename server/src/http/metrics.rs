@@ -17,7 +17,20 @@ const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
+    executor: Mutex<ExecutorCounters>,
 }
+
+#[derive(Debug, Default, Clone)]
+struct ExecutorCounters {
+    events: u64,
+    runs_started: u64,
+    /// Actions performed, by kind.
+    actions: BTreeMap<String, u64>,
+    /// From an event's arrival to the commit of what it caused.
+    to_commit: Histogram,
+}
+
+pub use app::store::runs::Gauges as ExecutorGauges;
 
 #[derive(Debug, Default, Clone)]
 struct Histogram {
@@ -41,6 +54,68 @@ impl Metrics {
         }
         h.count += 1;
         h.sum += seconds;
+    }
+
+    /// Records an executor batch: events handled, runs started, actions by
+    /// kind, and each event's seconds from arrival to commit.
+    pub fn observe_batch(&self, events: u64, runs_started: u64, actions: &[&str], to_commit: &[f64]) {
+        let mut e = self.executor.lock().unwrap_or_else(|p| p.into_inner());
+        e.events += events;
+        e.runs_started += runs_started;
+        for kind in actions {
+            *e.actions.entry((*kind).to_string()).or_default() += 1;
+        }
+        for seconds in to_commit {
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                if seconds <= bound {
+                    e.to_commit.counts[i] += 1;
+                }
+            }
+            e.to_commit.count += 1;
+            e.to_commit.sum += seconds;
+        }
+    }
+
+    /// The executor's counters and the database's gauges, in the exposition format.
+    pub fn render_executor(&self, gauges: &ExecutorGauges) -> String {
+        let mut out = String::new();
+        let e = self.executor.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        out.push_str("# HELP nudge_executor_events_total Events the executor has handled.\n");
+        out.push_str("# TYPE nudge_executor_events_total counter\n");
+        let _ = writeln!(out, "nudge_executor_events_total {}", e.events);
+        out.push_str("# HELP nudge_executor_runs_started_total Runs started.\n");
+        out.push_str("# TYPE nudge_executor_runs_started_total counter\n");
+        let _ = writeln!(out, "nudge_executor_runs_started_total {}", e.runs_started);
+        out.push_str("# HELP nudge_executor_actions_total Actions performed, by kind.\n");
+        out.push_str("# TYPE nudge_executor_actions_total counter\n");
+        for (kind, n) in &e.actions {
+            let _ = writeln!(out, "nudge_executor_actions_total{{kind=\"{}\"}} {n}", escape(kind));
+        }
+        out.push_str("# HELP nudge_executor_event_to_commit_seconds From an event's arrival to the commit of its runs and actions.\n");
+        out.push_str("# TYPE nudge_executor_event_to_commit_seconds histogram\n");
+        for (bound, n) in BUCKETS.iter().zip(e.to_commit.counts.iter()) {
+            let _ = writeln!(out, "nudge_executor_event_to_commit_seconds_bucket{{le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(out, "nudge_executor_event_to_commit_seconds_bucket{{le=\"+Inf\"}} {}", e.to_commit.count);
+        let _ = writeln!(out, "nudge_executor_event_to_commit_seconds_sum {}", e.to_commit.sum);
+        let _ = writeln!(out, "nudge_executor_event_to_commit_seconds_count {}", e.to_commit.count);
+        out.push_str("# HELP nudge_executor_backlog_events Events stored but not yet run.\n");
+        out.push_str("# TYPE nudge_executor_backlog_events gauge\n");
+        let _ = writeln!(out, "nudge_executor_backlog_events {}", gauges.backlog);
+        out.push_str("# HELP nudge_executor_lag_seconds Age of the oldest event not yet run (0 when none).\n");
+        out.push_str("# TYPE nudge_executor_lag_seconds gauge\n");
+        let _ = writeln!(out, "nudge_executor_lag_seconds {}", gauges.lag_ms as f64 / 1000.0);
+        out.push_str("# HELP nudge_runs Runs by status.\n");
+        out.push_str("# TYPE nudge_runs gauge\n");
+        for (status, n) in &gauges.runs {
+            let _ = writeln!(out, "nudge_runs{{status=\"{}\"}} {n}", escape(status));
+        }
+        out.push_str("# HELP nudge_actions Actions by kind and outcome (pending: a webhook not delivered yet).\n");
+        out.push_str("# TYPE nudge_actions gauge\n");
+        for (kind, status, n) in &gauges.actions {
+            let _ = writeln!(out, "nudge_actions{{kind=\"{}\",status=\"{}\"}} {n}", escape(kind), escape(status));
+        }
+        out
     }
 
     pub fn render(&self) -> String {
