@@ -228,16 +228,22 @@ impl Executor {
         })
     }
 
-    async fn context(&self, customer: &str, workflow: &Workflow, now: i64) -> anyhow::Result<Context> {
-        let row = app::store::events::customer(&self.ctx.db, customer).await?;
+    /// The evaluation context for one workflow; `row` is the customer, read
+    /// once per event by the caller rather than once per workflow.
+    async fn context(
+        &self,
+        row: Option<&app::store::events::CustomerRow>,
+        customer: &str,
+        workflow: &Workflow,
+        now: i64,
+    ) -> anyhow::Result<Context> {
         let profile = row
-            .as_ref()
             .and_then(|r| serde_json::from_str::<Value>(&r.attributes).ok())
             .unwrap_or_else(|| serde_json::json!({}));
         let mut aggregates = Vec::new();
         for operand in workflow.aggregates() {
             let value = match &operand {
-                Operand::LastSeen => row.as_ref().map(|r| Value::from(r.last_seen_at)),
+                Operand::LastSeen => row.map(|r| Value::from(r.last_seen_at)),
                 Operand::CountInWindow { event, hours } => {
                     let since = uuid_v7_floor(now - i64::from(*hours) * 3_600_000);
                     let n = runs::customer_events_since(&self.ctx.db, customer, event, &since).await?.len();
@@ -282,6 +288,7 @@ impl Executor {
                     continue;
                 }
             };
+            let customer = app::store::events::customer(&self.ctx.db, &event.customer).await?;
             // Waiting runs of this customer, from the database and from this batch.
             for r in runs::waiting_runs_of(&self.ctx.db, &event.customer).await? {
                 if !live.contains_key(&r.run_id) {
@@ -305,7 +312,7 @@ impl Executor {
                 if current.state.status != eval::RunStatus::Waiting {
                     continue;
                 }
-                let ctx = self.context(&event.customer, &workflow, now).await?;
+                let ctx = self.context(customer.as_ref(), &event.customer, &workflow, now).await?;
                 let step = eval::advance(&workflow, &current.state, Input::Event(&event), &ctx);
                 // A goal reached with this run's code redeems the code, once.
                 let at_code_goal =
@@ -324,7 +331,7 @@ impl Executor {
             // Runs this event starts.
             let candidates: Vec<Version> = self.published.iter().filter(|v| v.active).cloned().collect();
             for v in candidates {
-                let ctx = self.context(&event.customer, &v.workflow, now).await?;
+                let ctx = self.context(customer.as_ref(), &event.customer, &v.workflow, now).await?;
                 if !v.workflow.triggered_by(&event, &ctx) {
                     continue;
                 }
@@ -365,7 +372,8 @@ impl Executor {
             }
             let Some(current) = to_live(&row) else { continue };
             let Some(workflow) = self.definition(&row.workflow_id, row.version).await? else { continue };
-            let ctx = self.context(&row.customer_id, &workflow, now).await?;
+            let customer = app::store::events::customer(&self.ctx.db, &row.customer_id).await?;
+            let ctx = self.context(customer.as_ref(), &row.customer_id, &workflow, now).await?;
             let step = eval::advance(&workflow, &current.state, Input::Timer, &ctx);
             if step.state != current.state {
                 self.record(&mut batch, &mut live, current, step, now);
