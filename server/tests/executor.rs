@@ -231,3 +231,316 @@ async fn a_webhook_is_retried_with_backoff_and_the_same_idempotency_key_until_it
         assert!(requests.iter().all(|(k, b)| k == key && b.contains("\"cart\":\"c9\"")), "{requests:?}");
     }
 }
+
+#[tokio::test]
+async fn a_high_value_transaction_alerts_an_advisor_and_offers_a_code_that_redeems_once() {
+    use axum::http::Method;
+    for db in testing::all().await {
+        let ctx = Ctx::new(db.clone());
+        let app = router(&ctx);
+        let secret = source(&ctx).await;
+        let editor = common::key(&db, app::model::Role::Editor).await;
+        let created = common::api(
+            &app,
+            Method::POST,
+            "/api/v1/workflows",
+            &editor,
+            Some(json!({ "template": "high_value_transaction" })),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        let id = created.json()["workflow_id"].as_str().unwrap().to_string();
+        let published =
+            common::api(&app, Method::POST, &format!("/api/v1/workflows/{id}/publish"), &editor, None).await;
+        assert_eq!(published.status, StatusCode::OK, "{}", published.body);
+
+        let clock = Arc::new(ManualClock::default());
+        clock.set(T0);
+        let mut executor = Executor::new(ctx.clone(), clock.clone());
+        for (n, (who, amount)) in [("ana", 12_500), ("bob", 800), ("cy", 64_000)].into_iter().enumerate() {
+            let body = json!({ "id": format!("t{n}"), "type": "transaction_completed", "customer": { "id": who },
+                               "amount": amount, "currency": "EUR" });
+            assert_eq!(send(&app, hook("shop", &secret, &body.to_string())).await.status, StatusCode::ACCEPTED);
+        }
+        assert_eq!(executor.drain().await.unwrap(), 3);
+
+        // Two runs (800 EUR is below the trigger's filter), each waiting at the goal.
+        let runs = common::api(&app, Method::GET, "/api/v1/runs?status=waiting", &editor, None).await.json();
+        let runs = runs["items"].as_array().unwrap();
+        assert_eq!(runs.len(), 2, "{runs:?}");
+        assert!(runs.iter().all(|r| r["at_node"] == "accepted"), "{runs:?}");
+        let alerts = common::api(&app, Method::GET, "/api/v1/alerts?status=open", &editor, None).await.json();
+        let messages: Vec<&str> =
+            alerts["items"].as_array().unwrap().iter().map(|a| a["message"].as_str().unwrap()).collect();
+        assert!(messages.contains(&"cy moved 64000 EUR: call them within a day"), "{messages:?}");
+        assert_eq!(messages.len(), 2);
+        let offers = common::api(&app, Method::GET, "/api/v1/offers?status=active", &editor, None).await.json();
+        let offers = offers["items"].as_array().unwrap().clone();
+        assert_eq!(offers.len(), 2);
+        let code_of =
+            |who: &str| offers.iter().find(|o| o["customer_id"] == who).unwrap()["code"].as_str().unwrap().to_string();
+        let (ana_code, cy_code) = (code_of("ana"), code_of("cy"));
+        assert!(ana_code.starts_with("PRIORITY-") && ana_code != cy_code);
+
+        // Ana accepts with her code: her run converts and the code is used.
+        clock.set(T0 + 60 * MIN);
+        let accept = json!({ "id": "a1", "type": "offer_accepted", "customer": { "id": "ana" }, "code": ana_code });
+        assert_eq!(send(&app, hook("shop", &secret, &accept.to_string())).await.status, StatusCode::ACCEPTED);
+        executor.drain().await.unwrap();
+        let converted = common::api(&app, Method::GET, "/api/v1/runs?status=converted", &editor, None).await.json();
+        assert_eq!(converted["items"][0]["customer_id"], "ana");
+        let offer = common::api(&app, Method::GET, &format!("/api/v1/offers/{ana_code}"), &editor, None).await.json();
+        assert_eq!(offer["status"], "redeemed");
+
+        // The API redeems Cy's code once; the second try says why not, as does Ana's used code.
+        let url = format!("/api/v1/offers/{cy_code}/redeem");
+        let first = common::api(&app, Method::POST, &url, &editor, None).await;
+        assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+        let again = common::api(&app, Method::POST, &url, &editor, None).await;
+        assert_eq!(again.status, StatusCode::CONFLICT);
+        assert!(again.json()["detail"].as_str().unwrap().contains("already redeemed"), "{}", again.body);
+        let used = common::api(&app, Method::POST, &format!("/api/v1/offers/{ana_code}/redeem"), &editor, None).await;
+        assert_eq!(used.status, StatusCode::CONFLICT);
+        let unknown = common::api(&app, Method::POST, "/api/v1/offers/NOPE-1/redeem", &editor, None).await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+        // An advisor acknowledges, then resolves, Cy's alert.
+        let alert = alerts["items"].as_array().unwrap().iter().find(|a| a["customer_id"] == "cy").unwrap().clone();
+        let alert_id = alert["alert_id"].as_str().unwrap();
+        let ack = common::api(&app, Method::POST, &format!("/api/v1/alerts/{alert_id}/ack"), &editor, None).await;
+        assert_eq!(ack.json()["status"], "acknowledged");
+        let done = common::api(&app, Method::POST, &format!("/api/v1/alerts/{alert_id}/resolve"), &editor, None).await;
+        assert_eq!(done.json()["status"], "resolved");
+        let twice = common::api(&app, Method::POST, &format!("/api/v1/alerts/{alert_id}/resolve"), &editor, None).await;
+        assert_eq!(twice.status, StatusCode::CONFLICT);
+    }
+}
+
+/// Trigger → update profile → delay → condition on the updated profile → A/B
+/// split → webhook (A) or alert (B): the kinds the templates do not use.
+fn onboarding(url: &str) -> app::workflow::Workflow {
+    use app::workflow::rules::{Join, Op, Operand, Rule, RuleGroup, RuleItem, ValueType};
+    use app::workflow::validate::END;
+    use app::workflow::*;
+    let node = |id: &str, x: f64, kind: NodeKind| Node { id: id.into(), x, y: 100.0, kind };
+    let edge = |from: &str, port: &str, to: &str| Edge { from: from.into(), port: port.into(), to: to.into() };
+    Workflow {
+        schema_version: SCHEMA_VERSION,
+        settings: Settings::default(),
+        nodes: vec![
+            node("trigger", 0.0, NodeKind::Trigger { sources: vec![], event: "signed_up".into(), filter: None }),
+            node(
+                "tag",
+                250.0,
+                NodeKind::UpdateProfile {
+                    changes: vec![
+                        ProfileChange::Set { attribute: "tier".into(), value: "trial".into() },
+                        ProfileChange::AddTag { tag: "onboarding".into() },
+                    ],
+                },
+            ),
+            node(
+                "later",
+                500.0,
+                NodeKind::Delay { span: Some(Span { amount: 2, unit: Unit::Hours }), until_time_of_day: None },
+            ),
+            node(
+                "still_trial",
+                750.0,
+                NodeKind::Condition {
+                    rules: RuleGroup {
+                        join: Join::All,
+                        items: vec![RuleItem::Rule(Rule {
+                            operand: Operand::Profile { attribute: "tier".into() },
+                            op: Op::Eq,
+                            value_type: ValueType::String,
+                            value: json!("trial"),
+                        })],
+                    },
+                },
+            ),
+            node(
+                "ab",
+                1000.0,
+                NodeKind::Split {
+                    branches: vec![
+                        SplitBranch { label: "a".into(), weight: 50 },
+                        SplitBranch { label: "b".into(), weight: 50 },
+                    ],
+                },
+            ),
+            node(
+                "nudge",
+                1250.0,
+                NodeKind::Webhook {
+                    method: "POST".into(),
+                    url: url.into(),
+                    headers: vec![],
+                    body: r#"{"customer":"{{customer.id}}"}"#.into(),
+                },
+            ),
+            node(
+                "call",
+                1250.0,
+                NodeKind::Alert {
+                    severity: Severity::Info,
+                    message: "Call {{customer.id}}".into(),
+                    audience: "Sales".into(),
+                },
+            ),
+        ],
+        edges: vec![
+            edge("trigger", "next", "tag"),
+            edge("tag", "next", "later"),
+            edge("later", "next", "still_trial"),
+            edge("still_trial", "yes", "ab"),
+            edge("still_trial", "no", END),
+            edge("ab", "a", "nudge"),
+            edge("ab", "b", "call"),
+            edge("nudge", "next", END),
+            edge("call", "next", END),
+        ],
+    }
+}
+
+#[tokio::test]
+async fn profile_updates_delays_conditions_and_splits_run_end_to_end() {
+    use server::executor::delivery::{Delivery, DeliveryConfig};
+    for db in testing::all().await {
+        let ctx = Ctx::new(db.clone());
+        let app = router(&ctx);
+        let secret = source(&ctx).await;
+        let (url, seen) = flaky_receiver().await;
+        let editor = common::key(&db, app::model::Role::Editor).await;
+        let definition = serde_json::to_value(onboarding(&url)).unwrap();
+        let created = common::api(
+            &app,
+            axum::http::Method::POST,
+            "/api/v1/workflows",
+            &editor,
+            Some(json!({ "name": "Onboarding", "definition": definition })),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        let id = created.json()["workflow_id"].as_str().unwrap().to_string();
+        let url_publish = format!("/api/v1/workflows/{id}/publish");
+        let published = common::api(&app, axum::http::Method::POST, &url_publish, &editor, None).await;
+        assert_eq!(published.status, StatusCode::OK, "{}", published.body);
+
+        let clock = Arc::new(ManualClock::default());
+        clock.set(T0);
+        let mut executor = Executor::new(ctx.clone(), clock.clone());
+        for i in 0..20 {
+            let body = json!({ "id": format!("s{i}"), "type": "signed_up", "customer": { "id": format!("u{i}") } });
+            assert_eq!(send(&app, hook("shop", &secret, &body.to_string())).await.status, StatusCode::ACCEPTED);
+        }
+        executor.drain().await.unwrap();
+        // The profile is updated at once; every run waits at the delay.
+        let profile = text(&db, "select attributes from customer where customer_id = 'u7'").await;
+        let profile: serde_json::Value = serde_json::from_str(&profile).unwrap();
+        assert_eq!(profile["tier"], "trial", "{profile}");
+        assert_eq!(count(&db, "select count(*) from run where status = 'waiting' and at_node = 'later'").await, 20);
+
+        // One customer converts to paid meanwhile: the condition sends them to the end.
+        let changed = json!({ "id": "p1", "type": "plan_changed", "customer": { "id": "u0", "tier": "paid" } });
+        let mapped = app::ingest::mapping::Mapping {
+            event_name: "$.type".into(),
+            customer_id: "$.customer.id".into(),
+            event_id: "$.id".into(),
+            timestamp: None,
+            profile: vec![app::ingest::mapping::ProfileField {
+                attribute: "tier".into(),
+                path: "$.customer.tier".into(),
+            }],
+        };
+        let input = service::sources::NewSourceInput { name: "Billing", slug: "billing", mapping: &mapped };
+        let billing = service::sources::create(&ctx, &Actor::system(), input).await.unwrap().secret;
+        assert_eq!(send(&app, hook("billing", &billing, &changed.to_string())).await.status, StatusCode::ACCEPTED);
+        executor.drain().await.unwrap();
+
+        clock.set(T0 + 119 * MIN);
+        executor.drain().await.unwrap();
+        assert_eq!(count(&db, "select count(*) from run where status = 'waiting'").await, 20, "not before two hours");
+        clock.set(T0 + 120 * MIN);
+        executor.drain().await.unwrap();
+        assert_eq!(count(&db, "select count(*) from run where status = 'completed'").await, 20);
+        let ended_early = count(
+            &db,
+            "select count(*) from run_step where node = 'still_trial' and outcome = 'no' \
+             and run_id = (select run_id from run where customer_id = 'u0')",
+        )
+        .await;
+        assert_eq!(ended_early, 1, "u0 is paid now");
+        let webhooks = count(&db, "select count(*) from action where kind = 'call_webhook'").await;
+        let alerts = count(&db, "select count(*) from alert").await;
+        assert_eq!(webhooks + alerts, 19, "each trial customer takes one branch");
+        assert!(webhooks >= 3 && alerts >= 3, "both branches are used: {webhooks} / {alerts}");
+        assert_eq!(count(&db, "select count(*) from alert where message = 'Call u0'").await, 0);
+
+        // The split is deterministic: the same customer always takes the same branch,
+        // and replaying the timers does nothing.
+        executor.drain().await.unwrap();
+        assert_eq!(count(&db, "select count(*) from action where kind = 'update_profile'").await, 20);
+        assert_eq!(count(&db, "select count(*) from action").await, 20 + 19);
+
+        // Webhooks go out (the receiver fails twice first; retries follow the backoff).
+        let config = DeliveryConfig { base_delay: std::time::Duration::from_millis(1), ..Default::default() };
+        let delivery = Arc::new(Delivery::new(ctx.clone(), clock.clone(), config).unwrap());
+        for step in 1..=5 {
+            clock.set(T0 + 120 * MIN + step * MIN);
+            delivery.clone().deliver_due().await.unwrap();
+        }
+        assert_eq!(
+            count(&db, "select count(*) from action where kind = 'call_webhook' and status = 'done'").await,
+            webhooks
+        );
+        let bodies: Vec<String> = seen.lock().unwrap().iter().map(|(_, b)| b.clone()).collect();
+        assert!(bodies.iter().all(|b| b.starts_with("{\"customer\":\"u")), "{bodies:?}");
+        assert_eq!(bodies.len() as i64, webhooks + 2);
+    }
+}
+
+#[tokio::test]
+async fn runs_offers_and_alerts_stream_live_as_the_executor_commits_them() {
+    use axum::http::header;
+    use tower::ServiceExt;
+    for db in testing::all().await {
+        let ctx = Ctx::new(db.clone());
+        let app = router(&ctx);
+        let secret = source(&ctx).await;
+        publish_template(&ctx, "high_value_transaction").await;
+        let viewer = common::key(&db, app::model::Role::Viewer).await;
+        let req = axum::http::Request::get("/api/v1/stream?topics=runs,offers,alerts")
+            .header(header::AUTHORIZATION, format!("Bearer {viewer}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let mut body = app.clone().oneshot(req).await.unwrap().into_body();
+        common::read_until(&mut body, "event: ready").await;
+
+        let clock = Arc::new(ManualClock::default());
+        clock.set(T0);
+        let body_json =
+            json!({ "id": "t1", "type": "transaction_completed", "customer": { "id": "dee" }, "amount": 20_000 });
+        assert_eq!(send(&app, hook("shop", &secret, &body_json.to_string())).await.status, StatusCode::ACCEPTED);
+        Executor::new(ctx.clone(), clock.clone()).drain().await.unwrap();
+
+        let mut text = common::read_until(&mut body, "event: offers").await;
+        if !text.contains("event: alerts") {
+            text += &common::read_until(&mut body, "event: alerts").await;
+        }
+        let data = |topic: &str| -> serde_json::Value {
+            let mut lines = text.lines().skip_while(|l| *l != format!("event: {topic}"));
+            let line = lines.find(|l| l.starts_with("data:")).unwrap();
+            serde_json::from_str(line.trim_start_matches("data:").trim()).unwrap()
+        };
+        let run = data("runs");
+        assert_eq!((run["customer_id"].as_str(), run["status"].as_str()), (Some("dee"), Some("waiting")));
+        let offer = data("offers");
+        assert!(offer["code"].as_str().unwrap().starts_with("PRIORITY-"), "{offer}");
+        assert_eq!(offer["status"], "active");
+        let alert = data("alerts");
+        assert_eq!(alert["severity"], "info");
+        assert_eq!(alert["run_id"], run["run_id"]);
+        assert!(!text.contains("event: events"), "only the topics asked for");
+    }
+}

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
 
+mod common;
+
 use app::model::Role;
 use app::service::ingest::IngestLimits;
 use app::service::{self, signature, Actor, Ctx};
@@ -11,6 +13,7 @@ use app::store::{self, testing, Db};
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
+use common::read_until;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use server::{AppState, Settings};
@@ -426,20 +429,6 @@ async fn events_are_filtered_by_source_name_customer_and_time_and_paged() {
             StatusCode::NOT_FOUND
         );
     }
-}
-
-/// Reads the stream until `needle` appears (or gives up after 5 s).
-async fn read_until(body: &mut Body, needle: &str) -> String {
-    let mut seen = String::new();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !seen.contains(needle) {
-        let frame = tokio::time::timeout_at(deadline, body.frame()).await.expect("the stream delivers in time");
-        let frame = frame.expect("the stream is open").unwrap();
-        if let Ok(data) = frame.into_data() {
-            seen.push_str(&String::from_utf8_lossy(&data));
-        }
-    }
-    seen
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! functions; the designer page wires them to pointer events.
 
 use crate::workflow::rules::{Operand, RuleGroup, RuleItem};
-use crate::workflow::{NodeKind, ProfileChange, Span, Unit, Workflow};
+use crate::workflow::validate::END;
+use crate::workflow::{Edge, Node, NodeKind, ProfileChange, Span, Unit, Workflow};
 use leptos::prelude::*;
 
 pub const NODE_W: f64 = 220.0;
@@ -24,6 +25,84 @@ pub fn port_offset(height: f64, index: usize, count: usize) -> f64 {
 pub fn curve(x1: f64, y1: f64, x2: f64, y2: f64) -> String {
     let dx = ((x2 - x1).abs() / 2.0).max(40.0);
     format!("M {x1:.1} {y1:.1} C {:.1} {y1:.1}, {:.1} {y2:.1}, {x2:.1} {y2:.1}", x1 + dx, x2 - dx)
+}
+
+/// Where an output port of a node sits, in world coordinates.
+pub fn port_point(n: &Node, port: &str) -> Option<(f64, f64)> {
+    let ports = n.kind.ports();
+    let i = ports.iter().position(|p| p == port)?;
+    let h = node_height(&n.kind);
+    Some((n.x + NODE_W, n.y + port_offset(h, i, ports.len())))
+}
+
+/// The label an output shows on its edge; the plain `next` output has none.
+pub fn port_label(port: &str) -> Option<String> {
+    match port {
+        "next" => None,
+        "timed_out" => Some("timed out".into()),
+        other => Some(other.replace('_', " ")),
+    }
+}
+
+/// The arrowheads edges end in: plain, and for a path a run took.
+pub fn arrow_defs() -> impl IntoView {
+    view! {
+        <defs>
+            <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+                <path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead" />
+            </marker>
+            <marker id="arrow-taken" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse">
+                <path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead taken" />
+            </marker>
+        </defs>
+    }
+}
+
+/// Every edge of `w` as a curve with its branch label; `taken` edges are
+/// drawn as the path a run followed.
+pub fn edge_views(w: &Workflow, taken: impl Fn(&Edge) -> bool) -> Vec<AnyView> {
+    let mut out = Vec::new();
+    for e in &w.edges {
+        let Some(from) = w.node(&e.from) else { continue };
+        let Some((x1, y1)) = port_point(from, &e.port) else { continue };
+        let class = if taken(e) { "edge taken" } else { "edge" };
+        if e.to == END {
+            let d = format!("M {x1:.1} {y1:.1} H {:.1}", x1 + 36.0);
+            out.push(
+                view! {
+                    <g class=format!("{class} to-end")>
+                        <path d=d />
+                        <rect x=x1 + 36.0 y=y1 - 6.0 width="12" height="12" rx="2" />
+                        <text x=x1 + 52.0 y=y1 + 4.0 class="end-label">"end"</text>
+                    </g>
+                }
+                .into_any(),
+            );
+            continue;
+        }
+        let Some(to) = w.node(&e.to) else { continue };
+        let (x2, y2) = (to.x, to.y + node_height(&to.kind) / 2.0);
+        let (mx, my) = ((x1 + x2) / 2.0, (y1 + y2) / 2.0);
+        let marker = if taken(e) { "url(#arrow-taken)" } else { "url(#arrow)" };
+        out.push(
+            view! {
+                <g class=class data-edge=format!("{}:{}", e.from, e.port)>
+                    <path d=curve(x1, y1, x2, y2) marker-end=marker />
+                    {port_label(&e.port).map(|l| {
+                        let width = 10.0 + 6.5 * l.chars().count() as f64;
+                        view! {
+                            <g class="edge-label">
+                                <rect x=mx - width / 2.0 y=my - 10.0 width=width height="20" rx="10" />
+                                <text x=mx y=my + 4.0 text-anchor="middle">{l}</text>
+                            </g>
+                        }
+                    })}
+                </g>
+            }
+            .into_any(),
+        );
+    }
+    out
 }
 
 /// Pan and zoom: a world point `p` shows at `p * zoom + (x, y)`.

@@ -76,6 +76,40 @@ pub fn use_live(
     status
 }
 
+/// Subscribes to `topic` and counts up a tick, at most every half second,
+/// whenever a message passes `accept(data)` (and on a resync). A page makes
+/// its resources depend on the tick to follow what happens.
+pub fn use_live_ticks(
+    topic: &'static str,
+    accept: impl Fn(&str) -> bool + 'static,
+) -> (ReadSignal<LiveStatus>, ReadSignal<u64>) {
+    let (tick, set_tick) = signal(0u64);
+    let pending = StoredValue::new(false);
+    let bump = move || {
+        if pending.try_get_value().unwrap_or(true) {
+            return;
+        }
+        pending.set_value(true);
+        set_timeout(
+            move || {
+                pending.try_set_value(false);
+                set_tick.try_update(|t| *t += 1);
+            },
+            std::time::Duration::from_millis(500),
+        );
+    };
+    let status = use_live(
+        topic,
+        move |text| {
+            if accept(&text) {
+                bump();
+            }
+        },
+        bump,
+    );
+    (status, tick)
+}
+
 #[component]
 pub fn LiveBadge(status: ReadSignal<LiveStatus>) -> impl IntoView {
     view! {

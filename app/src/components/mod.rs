@@ -2,5 +2,6 @@
 
 pub mod canvas;
 pub mod forms;
+pub mod graph;
 pub mod live;
 pub mod shell;

@@ -2,7 +2,9 @@
 //! edges with a palette, an inspector, validation from the pure core, undo,
 //! autosave, publishing, versions with diffs and rollback, and export.
 
-use crate::components::canvas::{self, curve, family, icon, node_height, port_offset, Viewport, NODE_W};
+use crate::components::canvas::{
+    self, curve, family, icon, node_height, port_label, port_offset, port_point, Viewport, NODE_W,
+};
 use crate::error::AppError;
 use crate::model::{WorkflowStatus, WorkflowSummary, WorkflowVersion};
 use crate::pages::settings::format_ms;
@@ -699,6 +701,9 @@ fn Toolbar(ed: Ed, issues: Memo<Vec<Issue>>, show_versions: RwSignal<bool>, show
                     "↷ Redo"
                 </button>
             </Show>
+            <a class="button small" data-testid="workflow-runs" href=move || format!("/runs?workflow={}", ed.id.get_value())>
+                "Runs"
+            </a>
             <button class="small" data-testid="export" on:click=move |_| show_export.update(|s| *s = !*s)>
                 "Export"
             </button>
@@ -859,68 +864,9 @@ fn Canvas(ed: Ed, issues: Memo<Vec<Issue>>) -> AnyView {
     .into_any()
 }
 
-/// Where an output port of a node sits, in world coordinates.
-fn port_point(n: &Node, port: &str) -> Option<(f64, f64)> {
-    let ports = n.kind.ports();
-    let i = ports.iter().position(|p| p == port)?;
-    let h = node_height(&n.kind);
-    Some((n.x + NODE_W, n.y + port_offset(h, i, ports.len())))
-}
-
-fn port_label(port: &str) -> Option<String> {
-    match port {
-        "next" => None,
-        "timed_out" => Some("timed out".into()),
-        other => Some(other.replace('_', " ")),
-    }
-}
-
 #[component]
 fn Edges(ed: Ed) -> impl IntoView {
-    let paths = move || {
-        let w = ed.shown();
-        let mut out = Vec::new();
-        for e in &w.edges {
-            let Some(from) = w.node(&e.from) else { continue };
-            let Some((x1, y1)) = port_point(from, &e.port) else { continue };
-            let label = port_label(&e.port);
-            if e.to == END {
-                let d = format!("M {x1:.1} {y1:.1} H {:.1}", x1 + 36.0);
-                out.push(
-                    view! {
-                        <g class="edge to-end">
-                            <path d=d />
-                            <rect x=x1 + 36.0 y=y1 - 6.0 width="12" height="12" rx="2" />
-                            <text x=x1 + 52.0 y=y1 + 4.0 class="end-label">"end"</text>
-                        </g>
-                    }
-                    .into_any(),
-                );
-                continue;
-            }
-            let Some(to) = w.node(&e.to) else { continue };
-            let (x2, y2) = (to.x, to.y + node_height(&to.kind) / 2.0);
-            let (mx, my) = ((x1 + x2) / 2.0, (y1 + y2) / 2.0);
-            out.push(
-                view! {
-                    <g class="edge" data-edge=format!("{}:{}", e.from, e.port)>
-                        <path d=curve(x1, y1, x2, y2) marker-end="url(#arrow)" />
-                        {label.map(|l| {
-                            let width = 10.0 + 6.5 * l.chars().count() as f64;
-                            view! {
-                                <g class="edge-label">
-                                    <rect x=mx - width / 2.0 y=my - 10.0 width=width height="20" rx="10" />
-                                    <text x=mx y=my + 4.0 text-anchor="middle">{l}</text>
-                                </g>
-                            }
-                        })}
-                    </g>
-                }
-                .into_any(),
-            );
-        }
-        out
-    };
+    let paths = move || canvas::edge_views(&ed.shown(), |_| false);
     let loose = move || {
         let (from, port, x2, y2) = ed.pointer.get()?;
         let w = ed.wf.get();
@@ -929,11 +875,7 @@ fn Edges(ed: Ed) -> impl IntoView {
     };
     view! {
         <svg class="edges" width="1" height="1">
-            <defs>
-                <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
-                    <path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead" />
-                </marker>
-            </defs>
+            {canvas::arrow_defs()}
             {paths}
             {loose}
         </svg>

@@ -2,13 +2,16 @@
 //! actions) and the alert inbox (acknowledge, resolve).
 
 use crate::components::forms::ErrorNote;
+use crate::components::graph::RunGraph;
+use crate::components::live::{use_live_ticks, LiveBadge};
 use crate::error::AppError;
 use crate::model::{Alert, Page, Role, Run, RunDetail, WorkflowSummary};
 use crate::pages::auth::whoami;
 use crate::pages::settings::format_ms;
+use crate::workflow::Workflow;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[server]
 pub async fn list_runs(workflow: String, status: String, customer: String) -> Result<Page<Run>, AppError> {
@@ -26,12 +29,18 @@ pub async fn list_runs(workflow: String, status: String, customer: String) -> Re
     .await
 }
 
+/// A run with the workflow version it runs on (`None` if that is gone).
 #[server]
-pub async fn get_run(run_id: String) -> Result<RunDetail, AppError> {
+pub async fn get_run(run_id: String) -> Result<(RunDetail, Option<Workflow>), AppError> {
     crate::web::respond(async move {
         let ctx = crate::web::ctx()?;
         let actor = crate::web::actor().await?;
-        crate::service::runs::get_run(&ctx, &actor, &run_id).await
+        let detail = crate::service::runs::get_run(&ctx, &actor, &run_id).await?;
+        let version = crate::service::workflows::version(&ctx, &actor, &detail.run.workflow_id, detail.run.version)
+            .await
+            .ok()
+            .map(|v| v.definition);
+        Ok((detail, version))
     })
     .await
 }
@@ -91,20 +100,26 @@ fn status_class(status: &str) -> &'static str {
 
 #[component]
 pub fn RunsPage() -> impl IntoView {
-    let workflow = RwSignal::new(String::new());
+    // `/runs?workflow=…` opens on one workflow's runs (the designer links there).
+    let query = use_query_map();
+    let workflow = RwSignal::new(query.read_untracked().get("workflow").unwrap_or_default());
     let status = RwSignal::new(String::new());
     let customer = RwSignal::new(String::new());
     let names = Resource::new(|| (), |_| workflow_names());
-    let runs = Resource::new(move || (workflow.get(), status.get(), customer.get()), |(w, s, c)| list_runs(w, s, c));
+    let (live, tick) = use_live_ticks("runs", |_| true);
+    let runs = Resource::new(
+        move || (workflow.get(), status.get(), customer.get(), tick.get()),
+        |(w, s, c, _)| list_runs(w, s, c),
+    );
     view! {
         <Title text="Runs" />
-        <h1>"Runs"</h1>
+        <h1>"Runs" " " <LiveBadge status=live /></h1>
         <p class="lead">"Each run is one customer going through one published version of a workflow."</p>
         <section class="card">
             <div class="inline-form filters">
                 <label>
                     "Workflow"
-                    <select on:change=move |ev| workflow.set(event_target_value(&ev))>
+                    <select data-testid="run-workflow" on:change=move |ev| workflow.set(event_target_value(&ev))>
                         <option value="">"All"</option>
                         <Transition fallback=|| ()>
                             {move || Suspend::new(async move {
@@ -112,7 +127,10 @@ pub fn RunsPage() -> impl IntoView {
                                     .await
                                     .unwrap_or_default()
                                     .into_iter()
-                                    .map(|w| view! { <option value=w.workflow_id>{w.name}</option> })
+                                    .map(|w| {
+                                        let chosen = workflow.get_untracked() == w.workflow_id;
+                                        view! { <option value=w.workflow_id selected=chosen>{w.name}</option> }
+                                    })
                                     .collect_view()
                             })}
                         </Transition>
@@ -183,17 +201,21 @@ pub fn RunsPage() -> impl IntoView {
 #[component]
 pub fn RunPage() -> impl IntoView {
     let params = use_params_map();
-    let run = Resource::new(move || params.read().get("id").unwrap_or_default(), get_run);
+    let (live, tick) = use_live_ticks("runs", move |text| {
+        params.with_untracked(|p| p.get("id")).is_some_and(|id| text.contains(&format!("\"{id}\"")))
+    });
+    let run = Resource::new(move || (params.read().get("id").unwrap_or_default(), tick.get()), |(id, _)| get_run(id));
     view! {
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match run.await {
-                    Ok(d) => {
+                    Ok((d, definition)) => {
                         let r = d.run;
+                        let waiting_at = (r.status == "waiting").then(|| r.at_node.clone()).flatten();
                         view! {
                             <Title text="Run" />
                             <p class="crumbs"><a href="/runs">"Runs"</a> " / run"</p>
-                            <h1>{format!("Run of {}", r.customer_id)} " " <span class=status_class(&r.status) data-testid="run-status-badge">{r.status.clone()}</span></h1>
+                            <h1>{format!("Run of {}", r.customer_id)} " " <span class=status_class(&r.status) data-testid="run-status-badge">{r.status.clone()}</span> " " <LiveBadge status=live /></h1>
                             <section class="card">
                                 <dl class="facts">
                                     <dt>"Workflow"</dt><dd><a href=format!("/workflows/{}", r.workflow_id)>{format!("version {}", r.version)}</a></dd>
@@ -202,6 +224,13 @@ pub fn RunPage() -> impl IntoView {
                                     <dt>"Waiting at"</dt><dd>{r.at_node.clone().unwrap_or_else(|| "—".into())}{r.wake_at.map(|w| format!(" until {}", format_ms(w)))}</dd>
                                 </dl>
                             </section>
+                            {definition.map(|w| view! {
+                                <section class="card">
+                                    <h2>"Path"</h2>
+                                    <p class="muted small">"The version this run is pinned to: the nodes it passed are solid, the outputs it took are drawn in colour."</p>
+                                    <RunGraph workflow=w steps=d.steps.clone() waiting_at />
+                                </section>
+                            })}
                             <section class="card">
                                 <h2>"Steps"</h2>
                                 <ol class="trace" data-testid="trace">
@@ -253,13 +282,16 @@ pub fn AlertsPage() -> impl IntoView {
     let severity = RwSignal::new(String::new());
     let work = ServerAction::<WorkAlert>::new();
     let me = Resource::new(|| (), |_| whoami());
-    let alerts =
-        Resource::new(move || (status.get(), severity.get(), work.version().get()), |(s, v, _)| list_alerts(s, v));
+    let (live, tick) = use_live_ticks("alerts", |_| true);
+    let alerts = Resource::new(
+        move || (status.get(), severity.get(), work.version().get(), tick.get()),
+        |(s, v, _, _)| list_alerts(s, v),
+    );
     let can_work = move || matches!(me.get(), Some(Ok(Some(m))) if m.role >= Role::Editor);
     let error = Signal::derive(move || work.value().get().and_then(Result::err));
     view! {
         <Title text="Alerts" />
-        <h1>"Alerts"</h1>
+        <h1>"Alerts" " " <LiveBadge status=live /></h1>
         <p class="lead">"The inbox of alerts raised by workflows: acknowledge one to say you are on it, resolve it when done."</p>
         <ErrorNote error />
         <section class="card">

@@ -114,8 +114,9 @@ pub async fn redeem_offer(ctx: &Ctx, actor: &Actor, code: &str, now: i64) -> App
         });
     }
     tracing::info!(code = %row.code, customer = %row.customer_id, "Offer redeemed.");
-    let redeemed = store::offers::offer(&ctx.db, &row.code).await?.ok_or(AppError::Internal)?;
-    Ok(redeemed.to_offer(now))
+    let redeemed = store::offers::offer(&ctx.db, &row.code).await?.ok_or(AppError::Internal)?.to_offer(now);
+    ctx.live.publish("offers", &redeemed);
+    Ok(redeemed)
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -158,7 +159,9 @@ pub async fn acknowledge_alert(ctx: &Ctx, actor: &Actor, alert_id: &str) -> AppR
     if !store::offers::acknowledge(&ctx.db, alert_id, &actor.me().name).await? {
         return Err(AppError::Conflict(format!("The alert is {}; only open alerts can be acknowledged.", row.status)));
     }
-    Ok(alert_row(ctx, alert_id).await?.to_alert())
+    let alert = alert_row(ctx, alert_id).await?.to_alert();
+    ctx.live.publish("alerts", &alert);
+    Ok(alert)
 }
 
 pub async fn resolve_alert(ctx: &Ctx, actor: &Actor, alert_id: &str) -> AppResult<Alert> {
@@ -167,5 +170,7 @@ pub async fn resolve_alert(ctx: &Ctx, actor: &Actor, alert_id: &str) -> AppResul
     if !store::offers::resolve(&ctx.db, alert_id, &actor.me().name).await? {
         return Err(AppError::Conflict("The alert is resolved already.".into()));
     }
-    Ok(alert_row(ctx, alert_id).await?.to_alert())
+    let alert = alert_row(ctx, alert_id).await?.to_alert();
+    ctx.live.publish("alerts", &alert);
+    Ok(alert)
 }

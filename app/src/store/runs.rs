@@ -209,6 +209,10 @@ pub struct Committed {
     pub performed: Vec<String>,
     /// Webhook actions now waiting for delivery.
     pub webhooks: usize,
+    /// Offer codes redeemed now.
+    pub redeemed: Vec<String>,
+    /// The commit's time (unix ms), written as the rows' `updated_at`.
+    pub at: i64,
 }
 
 /// Commits a batch in one transaction: run states, steps, entries, actions
@@ -217,7 +221,7 @@ pub struct Committed {
 /// effect, so replaying a step after a crash performs nothing twice.
 pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
     let now = now_ms();
-    let mut out = Committed::default();
+    let mut out = Committed { at: now, ..Committed::default() };
     with_pool!(db, p => {
         let mut tx = p.begin().await?;
         for r in &batch.runs {
@@ -366,7 +370,7 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
             }
         }
         for (code, event_id) in &batch.redemptions {
-            sqlx::query(
+            let redeemed = sqlx::query(
                 "update offer set redeemed_at = $1, redeemed_by = $2 \
                  where code = $3 and redeemed_at is null and expires_at > $1",
             )
@@ -374,7 +378,11 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
             .bind(format!("event {event_id}"))
             .bind(code)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if redeemed > 0 {
+                out.redeemed.push(code.clone());
+            }
         }
         for event_id in &batch.events_done {
             sqlx::query("delete from work_item where event_id = $1").bind(event_id).execute(&mut *tx).await?;

@@ -10,7 +10,7 @@ pub mod delivery;
 use anyhow::Context as _;
 use app::service::Ctx;
 use app::store::events::EventRow;
-use app::store::runs::{self, ActionWrite, Batch, Effect, RunRow, RunWrite, StepWrite};
+use app::store::runs::{self, ActionWrite, Batch, Committed, Effect, RunRow, RunWrite, StepWrite};
 use app::store::{now_ms, uuid_v7_floor};
 use app::workflow::eval::{self, Action, Context, EventData, Input, RunState, Step};
 use app::workflow::rules::Operand;
@@ -429,6 +429,9 @@ impl Executor {
         if committed.webhooks > 0 {
             self.ctx.signals.deliveries.notify_one();
         }
+        if self.ctx.live.subscribers() > 0 {
+            self.announce(&batch, &committed).await;
+        }
         if let Some(m) = &self.metrics {
             let now = now_ms();
             let performed: std::collections::HashSet<&str> = committed.performed.iter().map(String::as_str).collect();
@@ -439,6 +442,83 @@ impl Executor {
             m.observe_batch(received.len() as u64, started, &kinds, &seconds);
         }
         Ok(())
+    }
+}
+
+impl Executor {
+    /// Tells live subscribers what the commit did: runs as they now stand,
+    /// offers issued and redeemed, alerts raised. Whole objects, so pages
+    /// update without a refetch.
+    async fn announce(&self, batch: &Batch, committed: &Committed) {
+        let live = &self.ctx.live;
+        for r in &batch.runs {
+            let ended = r.status != "waiting";
+            live.publish(
+                "runs",
+                app::model::Run {
+                    run_id: r.run_id.clone(),
+                    workflow_id: r.workflow_id.clone(),
+                    version: r.version,
+                    customer_id: r.customer_id.clone(),
+                    status: r.status.clone(),
+                    at_node: r.at_node.clone(),
+                    wake_at: r.wake_at,
+                    trigger_event_id: r.trigger_event_id.clone(),
+                    started_at: r.started_at,
+                    updated_at: committed.at,
+                    ended_at: ended.then_some(committed.at),
+                },
+            );
+        }
+        let performed: std::collections::HashSet<&str> = committed.performed.iter().map(String::as_str).collect();
+        for a in batch.actions.iter().filter(|a| performed.contains(a.action_key.as_str())) {
+            match &a.effect {
+                Effect::Offer { code, discount, value, expires_at } => live.publish(
+                    "offers",
+                    app::model::Offer {
+                        code: code.clone(),
+                        workflow_id: a.workflow_id.clone(),
+                        run_id: a.run_id.clone(),
+                        customer_id: a.customer_id.clone(),
+                        discount: discount.clone(),
+                        value: *value,
+                        expires_at: *expires_at,
+                        status: "active".into(),
+                        redeemed_at: None,
+                        redeemed_by: None,
+                        created_at: committed.at,
+                    },
+                ),
+                Effect::Alert { alert_id, severity, audience, message } => live.publish(
+                    "alerts",
+                    app::model::Alert {
+                        alert_id: alert_id.clone(),
+                        workflow_id: a.workflow_id.clone(),
+                        run_id: a.run_id.clone(),
+                        customer_id: a.customer_id.clone(),
+                        severity: severity.clone(),
+                        audience: audience.clone(),
+                        message: message.clone(),
+                        status: "open".into(),
+                        acknowledged_by: None,
+                        acknowledged_at: None,
+                        resolved_by: None,
+                        resolved_at: None,
+                        created_at: committed.at,
+                    },
+                ),
+                _ => {}
+            }
+        }
+        for code in &committed.redeemed {
+            match app::store::offers::offer(&self.ctx.db, code).await {
+                Ok(Some(o)) => live.publish("offers", o.to_offer(committed.at)),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(code = %code, error = %err, "A redeemed offer could not be read to announce it.")
+                }
+            }
+        }
     }
 }
 

@@ -14,17 +14,19 @@ use std::time::Duration;
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tokio_stream::{Stream, StreamExt};
 
-/// Topics a client can subscribe to today.
-pub const TOPICS: [&str; 1] = ["events"];
+/// Topics a client can subscribe to.
+pub const TOPICS: [&str; 4] = ["events", "runs", "offers", "alerts"];
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct StreamParams {
-    /// Comma-separated topics; default all. Available: `events`.
+    /// Comma-separated topics; default all. Available: `events`, `runs`, `offers`, `alerts`.
     pub topics: Option<String>,
 }
 
 /// A live stream. Each message's `event:` is its topic and its `data:` the whole
-/// object (for `events`: an Event). A `ready` message opens the stream; `resync`
+/// object: an Event (`events`), a Run as it now stands (`runs`: started,
+/// waiting, completed, converted, failed), an Offer (`offers`: issued,
+/// redeemed) or an Alert (`alerts`: raised, acknowledged, resolved). A `ready` message opens the stream; `resync`
 /// means messages were missed (a slow client): refetch, then carry on.
 #[utoipa::path(get, path = "/api/v1/stream", tag = "live", params(StreamParams),
     responses((status = 200, content_type = "text/event-stream", description = "Server-sent events"),

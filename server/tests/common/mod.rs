@@ -74,3 +74,17 @@ pub async fn key(db: &Db, role: Role) -> String {
     let ctx = Ctx::new(db.clone());
     service::api_keys::create(&ctx, &Actor::system(), &format!("{role} key"), role).await.unwrap().secret
 }
+
+/// Reads the stream until `needle` appears (or gives up after 5 s).
+pub async fn read_until(body: &mut Body, needle: &str) -> String {
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !seen.contains(needle) {
+        let frame = tokio::time::timeout_at(deadline, body.frame()).await.expect("the stream delivers in time");
+        let frame = frame.expect("the stream is open").unwrap();
+        if let Ok(data) = frame.into_data() {
+            seen.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    seen
+}
