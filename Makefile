@@ -19,7 +19,7 @@ export TEST_POSTGRES_URL
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 
-.PHONY: bench-ingest
+.PHONY: bench-ingest bench-executor
 .PHONY: run test tools tool-rust tool-cargo-leptos tool-wasm-bindgen tool-chromium tool-npm \
         fmt-check clippy rust-test build-release e2e clean-data
 
@@ -102,6 +102,22 @@ bench-ingest:
 	  target/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --concurrency $$1 --batch $$2 --seconds $(BENCH_SECONDS); \
 	done; \
 	du -sh $$dir | awk '{ print "database on disk: " $$1 }'
+
+## Ingest plus execution: the three starter templates published, then signed events
+## until the executor has run every one; prints events/s executed and the p50/p99
+## time from an event's arrival to the commit of its runs and actions.
+bench-executor:
+	cargo build --release -p server --bins
+	@dir=$$(mktemp -d /tmp/nudge-bench.XXXXXX); \
+	export NUDGE_DATA_DIR=$$dir NUDGE_ADDR=$(BENCH_ADDR) NUDGE_INGEST_RATE_LIMIT=0 NUDGE_LOG=warn; \
+	key=$$(target/release/nudge api-key create --name bench --role editor 2>/dev/null); \
+	target/release/nudge & pid=$$!; trap "kill $$pid 2>/dev/null; rm -rf $$dir" EXIT; \
+	for i in $$(seq 50); do curl -sf http://$(BENCH_ADDR)/healthz >/dev/null && break; sleep 0.1; done; \
+	echo "nudge-load against $(BENCH_ADDR) with 3 published workflows, SQLite in $$dir, $(BENCH_SECONDS) s per run, $$(nproc) cores"; \
+	workflows=3; for run in "16 1" "64 1" "16 100"; do set -- $$run; \
+	  target/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --concurrency $$1 --batch $$2 --seconds $(BENCH_SECONDS) --workflows $$workflows; \
+	  workflows=0; \
+	done
 
 ## Forget the local database (asks first).
 clean-data:

@@ -1,4 +1,5 @@
 import { expect, type Page } from "@playwright/test";
+import { createHmac } from "crypto";
 
 export const admin = { email: "admin@example.com", password: "correct horse battery staple" };
 
@@ -22,4 +23,10 @@ export async function loginAsAdmin(page: Page) {
     await page.getByRole("button", { name: "Log in" }).click();
   }
   await expect(page.getByRole("heading", { name: "Dashboard" })).toBeVisible();
+}
+
+/** Signs like a sender: t=<unix seconds>,v1=HMAC-SHA256(secret, "<t>.<body>"). */
+export function sign(secret: string, body: string): string {
+  const t = Math.floor(Date.now() / 1000);
+  return `t=${t},v1=${createHmac("sha256", secret).update(`${t}.${body}`).digest("hex")}`;
 }

@@ -1,13 +1,6 @@
 import { expect, test } from "@playwright/test";
 import { execFileSync } from "child_process";
-import { createHmac } from "crypto";
-import { hydrated, loginAsAdmin } from "./helpers";
-
-/** Signs like a sender: t=<unix seconds>,v1=HMAC-SHA256(secret, "<t>.<body>"). */
-function sign(secret: string, body: string): string {
-  const t = Math.floor(Date.now() / 1000);
-  return `t=${t},v1=${createHmac("sha256", secret).update(`${t}.${body}`).digest("hex")}`;
-}
+import { hydrated, loginAsAdmin, sign } from "./helpers";
 
 test("a source receives signed events, shows them, and replays a dead letter once fixed", async ({ page, request }) => {
   await loginAsAdmin(page);

@@ -35,9 +35,98 @@ struct Args {
     /// Distinct customer ids the events are spread over.
     #[arg(long, default_value_t = 100_000)]
     customers: u64,
+    /// Publish this many workflows first (the three starter templates in turn),
+    /// then wait for the executor to run every event and report its figures too.
+    #[arg(long, default_value_t = 0)]
+    workflows: usize,
     /// Print the machine-readable JSON report instead of the one-line summary.
     #[arg(long)]
     json: bool,
+}
+
+const TEMPLATES: [&str; 3] = ["abandoned_cart", "high_value_transaction", "low_inventory"];
+
+/// Creates and publishes `n` workflows from the starter templates.
+async fn publish_workflows(args: &Args) -> anyhow::Result<()> {
+    let mut conn = Conn::open(&args.addr).await?;
+    for i in 0..args.workflows {
+        let template = TEMPLATES[i % TEMPLATES.len()];
+        let body = serde_json::json!({ "template": template, "name": format!("Bench {} ({template})", i + 1) });
+        let (status, answer) =
+            conn.send(api_request(&args.addr, "POST", "/api/v1/workflows", &args.api_key, body.to_string())?).await?;
+        if status != 201 {
+            bail!("creating a workflow answered {status}: {}", String::from_utf8_lossy(&answer));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&answer)?;
+        let id = v["workflow_id"].as_str().context("no workflow_id in the answer")?;
+        let path = format!("/api/v1/workflows/{id}/publish");
+        let (status, answer) = conn.send(api_request(&args.addr, "POST", &path, &args.api_key, String::new())?).await?;
+        if status != 200 {
+            bail!("publishing a workflow answered {status}: {}", String::from_utf8_lossy(&answer));
+        }
+    }
+    Ok(())
+}
+
+/// What `/metrics` says of the executor: its backlog and the cumulative
+/// event-to-commit histogram as (upper bound in seconds, count).
+#[derive(Debug, Default, Clone)]
+struct ExecutorFigures {
+    backlog: u64,
+    handled: u64,
+    buckets: Vec<(f64, u64)>,
+}
+
+async fn executor_figures(addr: &str) -> anyhow::Result<ExecutorFigures> {
+    let mut conn = Conn::open(addr).await?;
+    let req = Request::builder().uri("/metrics").header("host", addr).body(Full::new(Bytes::new()))?;
+    let (status, body) = conn.send(req).await?;
+    if status != 200 {
+        bail!("/metrics answered {status}");
+    }
+    let text = String::from_utf8_lossy(&body);
+    let mut out = ExecutorFigures::default();
+    for line in text.lines() {
+        let mut parts = line.rsplitn(2, ' ');
+        let (Some(value), Some(name)) = (parts.next(), parts.next()) else { continue };
+        if name == "nudge_executor_backlog_events" {
+            out.backlog = value.parse().unwrap_or_default();
+        } else if name == "nudge_executor_events_total" {
+            out.handled = value.parse().unwrap_or_default();
+        } else if let Some(le) = name.strip_prefix("nudge_executor_event_to_commit_seconds_bucket{le=\"") {
+            let bound = le.trim_end_matches("\"}");
+            let bound = if bound == "+Inf" { f64::INFINITY } else { bound.parse().unwrap_or(f64::INFINITY) };
+            out.buckets.push((bound, value.parse().unwrap_or_default()));
+        }
+    }
+    Ok(out)
+}
+
+/// The `q` quantile (in ms) of the observations between two histogram
+/// snapshots, interpolated linearly inside its bucket.
+fn histogram_quantile(before: &ExecutorFigures, after: &ExecutorFigures, q: f64) -> Option<f64> {
+    let counts: Vec<(f64, u64)> = after
+        .buckets
+        .iter()
+        .map(|(b, n)| (*b, n - before.buckets.iter().find(|(x, _)| x == b).map_or(0, |(_, m)| *m)))
+        .collect();
+    let total = counts.last()?.1;
+    if total == 0 {
+        return None;
+    }
+    let rank = q * total as f64;
+    let (mut lower, mut below) = (0.0, 0u64);
+    for (bound, n) in counts {
+        if n as f64 >= rank {
+            if bound.is_infinite() {
+                return Some(lower * 1000.0);
+            }
+            let inside = (n - below).max(1) as f64;
+            return Some((lower + (bound - lower) * (rank - below as f64) / inside) * 1000.0);
+        }
+        (lower, below) = (bound, n);
+    }
+    None
 }
 
 struct Conn {
@@ -110,7 +199,8 @@ impl Rng {
     }
 }
 
-const NAMES: [&str; 4] = ["cart_updated", "page_viewed", "checkout_started", "order_completed"];
+const NAMES: [&str; 6] =
+    ["cart_updated", "cart_updated", "page_viewed", "checkout_started", "order_completed", "transaction_completed"];
 
 /// One ~300-byte event with a unique id.
 fn event(worker: usize, seq: u64, rng: &mut Rng, customers: u64, now: i64) -> serde_json::Value {
@@ -121,7 +211,8 @@ fn event(worker: usize, seq: u64, rng: &mut Rng, customers: u64, now: i64) -> se
         "type": name,
         "at": now,
         "customer": { "id": format!("c-{customer}"), "email": format!("c{customer}@example.com"), "tier": if customer.is_multiple_of(7) { "gold" } else { "standard" } },
-        "cart": { "value": (rng.next() % 50_000) as f64 / 100.0, "items": rng.next() % 9 + 1, "currency": "EUR" },
+        "cart": { "id": format!("k-{customer}"), "value": (rng.next() % 50_000) as f64 / 100.0, "items": rng.next() % 9 + 1 },
+        "amount": rng.next() % 20_000, "currency": "EUR",
         "page": "/products/sku-123",
     })
 }
@@ -192,6 +283,8 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let args = std::sync::Arc::new(Args::parse());
     let secret = std::sync::Arc::new(prepare_source(&args).await?);
+    publish_workflows(&args).await?;
+    let executor_before = executor_figures(&args.addr).await?;
     let started = Instant::now();
     let until = started + Duration::from_secs(args.seconds);
     let workers: Vec<_> =
@@ -207,6 +300,15 @@ async fn main() -> anyhow::Result<()> {
         total.latencies_us.extend(t.latencies_us);
     }
     let elapsed = started.elapsed().as_secs_f64();
+    // The executor's figures: wait until it has run every event sent.
+    let mut executor_after = executor_figures(&args.addr).await?;
+    let drain_deadline = Instant::now() + Duration::from_secs(600);
+    while executor_after.backlog > 0 && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        executor_after = executor_figures(&args.addr).await?;
+    }
+    let executed_in = started.elapsed().as_secs_f64();
+    let handled = executor_after.handled.saturating_sub(executor_before.handled);
     total.latencies_us.sort_unstable();
     let l = &total.latencies_us;
     let report = serde_json::json!({
@@ -219,6 +321,16 @@ async fn main() -> anyhow::Result<()> {
         "requests_per_second": total.requests as f64 / elapsed,
         "latency_ms": { "p50": percentile(l, 0.50), "p99": percentile(l, 0.99), "p999": percentile(l, 0.999), "max": percentile(l, 1.0) },
         "errors_by_status": total.errors,
+        "executor": {
+            "events_handled": handled,
+            "seconds_until_drained": executed_in,
+            "events_per_second": handled as f64 / executed_in,
+            "backlog_left": executor_after.backlog,
+            "event_to_commit_ms": {
+                "p50": histogram_quantile(&executor_before, &executor_after, 0.50),
+                "p99": histogram_quantile(&executor_before, &executor_after, 0.99),
+            },
+        },
     });
     if args.json {
         println!("{report}");
@@ -234,6 +346,15 @@ async fn main() -> anyhow::Result<()> {
         percentile(l, 0.99),
         percentile(l, 0.999),
         total.errors
+    );
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2} ms"));
+    println!(
+        "{:>6}       executed {:>9.0} events/s  drained after {:.1} s  event→commit p50 {}  p99 {}",
+        "",
+        handled as f64 / executed_in,
+        executed_in,
+        ms(histogram_quantile(&executor_before, &executor_after, 0.50)),
+        ms(histogram_quantile(&executor_before, &executor_after, 0.99)),
     );
     Ok(())
 }
