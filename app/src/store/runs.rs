@@ -88,8 +88,12 @@ pub async fn workflow_status(db: &Db, workflow_id: &str) -> sqlx::Result<Option<
 }
 
 pub async fn waiting_runs_of(db: &Db, customer_id: &str) -> sqlx::Result<Vec<RunRow>> {
-    let sql = format!("select {RUN_COLUMNS} from run where customer_id = $1 and status = 'waiting' order by run_id");
-    with_pool!(db, p => sqlx::query_as::<_, RunRow>(&sql).bind(customer_id).fetch_all(p).await)
+    // No ORDER BY in SQL: it would tempt SQLite into walking every waiting run
+    // by (status, run_id) instead of this customer's few by (customer_id, status).
+    let sql = format!("select {RUN_COLUMNS} from run where customer_id = $1 and status = 'waiting'");
+    let mut rows = with_pool!(db, p => sqlx::query_as::<_, RunRow>(&sql).bind(customer_id).fetch_all(p).await)?;
+    rows.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+    Ok(rows)
 }
 
 /// Waiting runs of active workflows whose timer is due at `now`, oldest due
@@ -106,9 +110,11 @@ pub async fn due_runs(db: &Db, now: i64, limit: i64) -> sqlx::Result<Vec<RunRow>
 
 /// When the next timer of an active workflow's run is due, if any.
 pub async fn next_due(db: &Db) -> sqlx::Result<Option<i64>> {
-    let sql = "select min(r.wake_at) from run r join workflow w on w.workflow_id = r.workflow_id \
-               where r.status = 'waiting' and w.status = 'active'";
-    with_pool!(db, p => sqlx::query_scalar::<_, Option<i64>>(sql).fetch_one(p).await)
+    // Walks run_due in time order and stops at the first run of an active workflow.
+    let sql = "select r.wake_at from run r join workflow w on w.workflow_id = r.workflow_id \
+               where r.status = 'waiting' and r.wake_at is not null and w.status = 'active' \
+               order by r.wake_at limit 1";
+    with_pool!(db, p => sqlx::query_scalar::<_, i64>(sql).fetch_optional(p).await)
 }
 
 pub async fn last_entered(db: &Db, workflow_id: &str, customer_id: &str) -> sqlx::Result<Option<i64>> {

@@ -304,7 +304,7 @@ async fn main() -> anyhow::Result<()> {
     let mut executor_after = executor_figures(&args.addr).await?;
     let drain_deadline = Instant::now() + Duration::from_secs(600);
     while executor_after.backlog > 0 && Instant::now() < drain_deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
         executor_after = executor_figures(&args.addr).await?;
     }
     let executed_in = started.elapsed().as_secs_f64();
