@@ -292,6 +292,11 @@ async fn a_high_value_transaction_alerts_an_advisor_and_offers_a_code_that_redee
         let offer = common::api(&app, Method::GET, &format!("/api/v1/offers/{ana_code}"), &editor, None).await.json();
         assert_eq!(offer["status"], "redeemed");
 
+        // An expired code is refused with its expiry (14 days after issue).
+        let late = service::runs::redeem_offer(&ctx, &Actor::system(), &cy_code, T0 + 15 * 24 * 60 * MIN).await;
+        let refusal = late.unwrap_err().to_string();
+        assert!(refusal.contains("expired on"), "{refusal}");
+
         // The API redeems Cy's code once; the second try says why not, as does Ana's used code.
         let url = format!("/api/v1/offers/{cy_code}/redeem");
         let first = common::api(&app, Method::POST, &url, &editor, None).await;

@@ -395,6 +395,25 @@ pub async fn customer(db: &Db, customer_id: &str) -> sqlx::Result<Option<Custome
     with_pool!(db, p => sqlx::query_as::<_, CustomerRow>(sql).bind(customer_id).fetch_optional(p).await)
 }
 
+/// The customers of `ids` that exist, in one query (the executor reads a batch's at once).
+pub async fn customers(db: &Db, ids: &[String]) -> sqlx::Result<Vec<CustomerRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "select customer_id, attributes, first_seen_at, last_seen_at, event_count from customer \
+         where customer_id in ({})",
+        super::placeholders(1, ids.len())
+    );
+    with_pool!(db, p => {
+        let mut q = sqlx::query_as::<_, CustomerRow>(&sql);
+        for id in ids {
+            q = q.bind(id);
+        }
+        q.fetch_all(p).await
+    })
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeadLetterRow {
     pub dead_letter_id: String,

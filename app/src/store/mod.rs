@@ -116,6 +116,11 @@ impl Db {
 
 /// Unix milliseconds now. Storage keeps every time as integer milliseconds
 /// so both backends decode the same Rust type.
+/// `$first, …` (`n` of them): the placeholders of an `in (…)` list, for both drivers.
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 pub fn now_ms() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
 }

@@ -87,13 +87,48 @@ pub async fn workflow_status(db: &Db, workflow_id: &str) -> sqlx::Result<Option<
     with_pool!(db, p => sqlx::query_scalar::<_, String>(sql).bind(workflow_id).fetch_optional(p).await)
 }
 
-pub async fn waiting_runs_of(db: &Db, customer_id: &str) -> sqlx::Result<Vec<RunRow>> {
-    // No ORDER BY in SQL: it would tempt SQLite into walking every waiting run
-    // by (status, run_id) instead of this customer's few by (customer_id, status).
-    let sql = format!("select {RUN_COLUMNS} from run where customer_id = $1 and status = 'waiting'");
-    let mut rows = with_pool!(db, p => sqlx::query_as::<_, RunRow>(&sql).bind(customer_id).fetch_all(p).await)?;
+/// Waiting runs of any of these customers, in one query, ordered by run. (No
+/// ORDER BY in SQL: it would tempt SQLite into walking every waiting run by
+/// (status, run_id) instead of these customers' few by (customer_id, status).)
+pub async fn waiting_runs_of_many(db: &Db, customer_ids: &[String]) -> sqlx::Result<Vec<RunRow>> {
+    if customer_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "select {RUN_COLUMNS} from run where customer_id in ({}) and status = 'waiting'",
+        super::placeholders(1, customer_ids.len())
+    );
+    let mut rows = with_pool!(db, p => {
+        let mut q = sqlx::query_as::<_, RunRow>(&sql);
+        for id in customer_ids {
+            q = q.bind(id);
+        }
+        q.fetch_all(p).await
+    })?;
     rows.sort_by(|a, b| a.run_id.cmp(&b.run_id));
     Ok(rows)
+}
+
+/// When each of these customers last entered this workflow: (customer, at).
+pub async fn last_entered_many(
+    db: &Db,
+    workflow_id: &str,
+    customer_ids: &[String],
+) -> sqlx::Result<Vec<(String, i64)>> {
+    if customer_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "select customer_id, last_entered_at from workflow_entry where workflow_id = $1 and customer_id in ({})",
+        super::placeholders(2, customer_ids.len())
+    );
+    with_pool!(db, p => {
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(workflow_id);
+        for id in customer_ids {
+            q = q.bind(id);
+        }
+        q.fetch_all(p).await
+    })
 }
 
 /// Waiting runs of active workflows whose timer is due at `now`, oldest due
@@ -115,11 +150,6 @@ pub async fn next_due(db: &Db) -> sqlx::Result<Option<i64>> {
                where r.status = 'waiting' and r.wake_at is not null and w.status = 'active' \
                order by r.wake_at limit 1";
     with_pool!(db, p => sqlx::query_scalar::<_, i64>(sql).fetch_optional(p).await)
-}
-
-pub async fn last_entered(db: &Db, workflow_id: &str, customer_id: &str) -> sqlx::Result<Option<i64>> {
-    let sql = "select last_entered_at from workflow_entry where workflow_id = $1 and customer_id = $2";
-    with_pool!(db, p => sqlx::query_scalar::<_, i64>(sql).bind(workflow_id).bind(customer_id).fetch_optional(p).await)
 }
 
 /// Payloads of a customer's events of one name since `since_id` (a UUID v7 floor).

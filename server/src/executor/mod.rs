@@ -53,6 +53,8 @@ impl ManualClock {
 
 /// Events per batch: one transaction, so one fsync, for all of them.
 const BATCH: i64 = 256;
+/// Customers looked up per query (bind parameters stay well under both drivers' limits).
+const LOOKUP_CHUNK: usize = 500;
 
 /// A published workflow version, parsed once.
 #[derive(Debug, Clone)]
@@ -278,7 +280,27 @@ impl Executor {
         let mut batch = Batch::default();
         // Runs touched in this batch, so a later event of the same customer sees them.
         let mut live: HashMap<String, Live> = HashMap::new();
+        // What the batch's customers are, wait for and last entered: three kinds
+        // of query per batch rather than per event (each is a round trip).
+        let mut ids: Vec<String> = events.iter().map(|e| e.customer_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let mut customers: HashMap<String, app::store::events::CustomerRow> = HashMap::new();
+        let mut waiting_of: HashMap<String, Vec<RunRow>> = HashMap::new();
         let mut entered: HashMap<(String, String), i64> = HashMap::new();
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            for c in app::store::events::customers(&self.ctx.db, chunk).await? {
+                customers.insert(c.customer_id.clone(), c);
+            }
+            for r in runs::waiting_runs_of_many(&self.ctx.db, chunk).await? {
+                waiting_of.entry(r.customer_id.clone()).or_default().push(r);
+            }
+            for v in self.published.iter().filter(|v| v.active) {
+                for (customer, at) in runs::last_entered_many(&self.ctx.db, &v.workflow_id, chunk).await? {
+                    entered.insert((v.workflow_id.clone(), customer), at);
+                }
+            }
+        }
         for row in &events {
             batch.events_done.push(row.event_id.clone());
             let event = match self.event_data(row) {
@@ -288,9 +310,9 @@ impl Executor {
                     continue;
                 }
             };
-            let customer = app::store::events::customer(&self.ctx.db, &event.customer).await?;
+            let customer = customers.get(&event.customer);
             // Waiting runs of this customer, from the database and from this batch.
-            for r in runs::waiting_runs_of(&self.ctx.db, &event.customer).await? {
+            for r in waiting_of.remove(&event.customer).unwrap_or_default() {
                 if !live.contains_key(&r.run_id) {
                     if let Some(l) = to_live(&r) {
                         live.insert(r.run_id.clone(), l);
@@ -312,7 +334,7 @@ impl Executor {
                 if current.state.status != eval::RunStatus::Waiting {
                     continue;
                 }
-                let ctx = self.context(customer.as_ref(), &event.customer, &workflow, now).await?;
+                let ctx = self.context(customer, &event.customer, &workflow, now).await?;
                 let step = eval::advance(&workflow, &current.state, Input::Event(&event), &ctx);
                 // A goal reached with this run's code redeems the code, once.
                 let at_code_goal =
@@ -331,15 +353,12 @@ impl Executor {
             // Runs this event starts.
             let candidates: Vec<Version> = self.published.iter().filter(|v| v.active).cloned().collect();
             for v in candidates {
-                let ctx = self.context(customer.as_ref(), &event.customer, &v.workflow, now).await?;
+                let ctx = self.context(customer, &event.customer, &v.workflow, now).await?;
                 if !v.workflow.triggered_by(&event, &ctx) {
                     continue;
                 }
                 let key = (v.workflow_id.clone(), event.customer.clone());
-                let last = match entered.get(&key) {
-                    Some(at) => Some(*at),
-                    None => runs::last_entered(&self.ctx.db, &v.workflow_id, &event.customer).await?,
-                };
+                let last = entered.get(&key).copied();
                 if !eval::may_enter(&v.workflow.settings, last, now) {
                     continue;
                 }
@@ -366,14 +385,22 @@ impl Executor {
         let now = self.clock.now();
         let mut batch = Batch::default();
         let mut live: HashMap<String, Live> = HashMap::new();
+        let mut ids: Vec<String> = due.iter().map(|r| r.customer_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let mut customers: HashMap<String, app::store::events::CustomerRow> = HashMap::new();
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            for c in app::store::events::customers(&self.ctx.db, chunk).await? {
+                customers.insert(c.customer_id.clone(), c);
+            }
+        }
         for row in due {
             if !self.advancing(&row.workflow_id) {
                 continue;
             }
             let Some(current) = to_live(&row) else { continue };
             let Some(workflow) = self.definition(&row.workflow_id, row.version).await? else { continue };
-            let customer = app::store::events::customer(&self.ctx.db, &row.customer_id).await?;
-            let ctx = self.context(customer.as_ref(), &row.customer_id, &workflow, now).await?;
+            let ctx = self.context(customers.get(&row.customer_id), &row.customer_id, &workflow, now).await?;
             let step = eval::advance(&workflow, &current.state, Input::Timer, &ctx);
             if step.state != current.state {
                 self.record(&mut batch, &mut live, current, step, now);
