@@ -89,7 +89,10 @@ async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>, live: Live, signals: Arc<
         let lens: Vec<usize> = group.iter().map(|j| j.writes.len()).collect();
         let writes: Vec<Write> = group.iter_mut().flat_map(|j| std::mem::take(&mut j.writes)).collect();
         let started = Instant::now();
-        match store::events::commit(&db, &writes).await {
+        let turn = signals.write_turn(&db).await;
+        let committed = store::events::commit(&db, &writes).await;
+        drop(turn);
+        match committed {
             Ok(written) => {
                 tracing::debug!(
                     writes = writes.len(),
@@ -113,7 +116,9 @@ async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>, live: Live, signals: Arc<
                 let mut rest = writes.into_iter();
                 for (job, n) in group.into_iter().zip(lens) {
                     let own: Vec<Write> = rest.by_ref().take(n).collect();
+                    let turn = signals.write_turn(&db).await;
                     let result = store::events::commit(&db, &own).await;
+                    drop(turn);
                     match result {
                         Ok(written) => {
                             signals.work.notify_one();

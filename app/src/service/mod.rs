@@ -78,9 +78,23 @@ pub struct Signals {
     pub deliveries: tokio::sync::Notify,
     /// Bumped when a workflow is published, paused, resumed or archived.
     pub workflows: std::sync::atomic::AtomicU64,
+    /// The hot writers (ingest's group commit, the executor's batch commit)
+    /// take turns here on SQLite: a writer that finds SQLite's lock taken
+    /// sleeps in steps of up to 100 ms, while a waiter here wakes the moment
+    /// the other commit is done.
+    write_turn: tokio::sync::Mutex<()>,
 }
 
 impl Signals {
+    /// Waits for this process's turn to write to `db` (a no-op on Postgres,
+    /// whose writers do not lock the whole database).
+    pub async fn write_turn(&self, db: &crate::store::Db) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match db {
+            crate::store::Db::Sqlite(_) => Some(self.write_turn.lock().await),
+            crate::store::Db::Postgres(_) => None,
+        }
+    }
+
     pub fn workflows_changed(&self) {
         self.workflows.fetch_add(1, Ordering::Relaxed);
         self.work.notify_one();

@@ -452,7 +452,10 @@ impl Executor {
         }
         // New runs first: steps and actions refer to them.
         batch.runs.sort_by_key(|r| !r.new);
-        let committed = runs::commit(&self.ctx.db, &batch).await.context("Committing an executor batch.")?;
+        let turn = self.ctx.signals.write_turn(&self.ctx.db).await;
+        let committed = runs::commit(&self.ctx.db, &batch).await.context("Committing an executor batch.");
+        drop(turn);
+        let committed = committed?;
         if committed.webhooks > 0 {
             self.ctx.signals.deliveries.notify_one();
         }
