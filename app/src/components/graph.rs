@@ -51,10 +51,17 @@ pub fn RunGraph(workflow: Workflow, steps: Vec<RunStep>, #[prop(into)] waiting_a
     let el = NodeRef::<html::Div>::new();
     let view_port = RwSignal::new(Viewport::fit(&workflow, FIRST_WIDTH, HEIGHT));
     let fitted = workflow.clone();
-    // Fit to the real width once the browser has laid the page out.
+    // Fit to the real width once the browser has laid the page out (the next
+    // frame: at mount the element may not have its width yet).
     Effect::new(move |_| {
         if let Some(div) = el.get() {
-            view_port.set(Viewport::fit(&fitted, f64::from(div.client_width()), HEIGHT));
+            let fitted = fitted.clone();
+            request_animation_frame(move || {
+                let width = f64::from(div.client_width());
+                if width > 0.0 {
+                    view_port.try_set(Viewport::fit(&fitted, width, HEIGHT));
+                }
+            });
         }
     });
     let seen = visits(&steps);
