@@ -56,6 +56,13 @@ const BATCH: i64 = 256;
 /// Customers looked up per query (bind parameters stay well under both drivers' limits).
 const LOOKUP_CHUNK: usize = 500;
 
+/// A customer as the executor evaluates against: the profile, parsed.
+#[derive(Debug)]
+struct Known {
+    profile: Value,
+    last_seen_at: i64,
+}
+
 /// A published workflow version, parsed once.
 #[derive(Debug, Clone)]
 struct Version {
@@ -230,22 +237,34 @@ impl Executor {
         })
     }
 
-    /// The evaluation context for one workflow; `row` is the customer, read
-    /// once per event by the caller rather than once per workflow.
+    /// The customers of `ids`, read and their profiles parsed once per batch.
+    async fn customers(&self, mut ids: Vec<String>) -> anyhow::Result<HashMap<String, Known>> {
+        ids.sort();
+        ids.dedup();
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            for c in app::store::events::customers(&self.ctx.db, chunk).await? {
+                let profile = serde_json::from_str::<Value>(&c.attributes).unwrap_or_else(|_| serde_json::json!({}));
+                out.insert(c.customer_id, Known { profile, last_seen_at: c.last_seen_at });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The evaluation context for one workflow; `known` is the customer as
+    /// read for the batch.
     async fn context(
         &self,
-        row: Option<&app::store::events::CustomerRow>,
+        known: Option<&Known>,
         customer: &str,
         workflow: &Workflow,
         now: i64,
     ) -> anyhow::Result<Context> {
-        let profile = row
-            .and_then(|r| serde_json::from_str::<Value>(&r.attributes).ok())
-            .unwrap_or_else(|| serde_json::json!({}));
+        let profile = known.map_or_else(|| serde_json::json!({}), |k| k.profile.clone());
         let mut aggregates = Vec::new();
         for operand in workflow.aggregates() {
             let value = match &operand {
-                Operand::LastSeen => row.map(|r| Value::from(r.last_seen_at)),
+                Operand::LastSeen => known.map(|k| Value::from(k.last_seen_at)),
                 Operand::CountInWindow { event, hours } => {
                     let since = uuid_v7_floor(now - i64::from(*hours) * 3_600_000);
                     let n = runs::customer_events_since(&self.ctx.db, customer, event, &since).await?.len();
@@ -285,17 +304,16 @@ impl Executor {
         let mut ids: Vec<String> = events.iter().map(|e| e.customer_id.clone()).collect();
         ids.sort();
         ids.dedup();
-        let mut customers: HashMap<String, app::store::events::CustomerRow> = HashMap::new();
+        let customers = self.customers(ids.clone()).await?;
+        // Workflows runs may start in (cloned once: recording a step borrows self).
+        let active: Vec<Version> = self.published.iter().filter(|v| v.active).cloned().collect();
         let mut waiting_of: HashMap<String, Vec<RunRow>> = HashMap::new();
         let mut entered: HashMap<(String, String), i64> = HashMap::new();
         for chunk in ids.chunks(LOOKUP_CHUNK) {
-            for c in app::store::events::customers(&self.ctx.db, chunk).await? {
-                customers.insert(c.customer_id.clone(), c);
-            }
             for r in runs::waiting_runs_of_many(&self.ctx.db, chunk).await? {
                 waiting_of.entry(r.customer_id.clone()).or_default().push(r);
             }
-            for v in self.published.iter().filter(|v| v.active) {
+            for v in &active {
                 for (customer, at) in runs::last_entered_many(&self.ctx.db, &v.workflow_id, chunk).await? {
                     entered.insert((v.workflow_id.clone(), customer), at);
                 }
@@ -351,8 +369,7 @@ impl Executor {
                 }
             }
             // Runs this event starts.
-            let candidates: Vec<Version> = self.published.iter().filter(|v| v.active).cloned().collect();
-            for v in candidates {
+            for v in &active {
                 let ctx = self.context(customer, &event.customer, &v.workflow, now).await?;
                 if !v.workflow.triggered_by(&event, &ctx) {
                     continue;
@@ -385,15 +402,7 @@ impl Executor {
         let now = self.clock.now();
         let mut batch = Batch::default();
         let mut live: HashMap<String, Live> = HashMap::new();
-        let mut ids: Vec<String> = due.iter().map(|r| r.customer_id.clone()).collect();
-        ids.sort();
-        ids.dedup();
-        let mut customers: HashMap<String, app::store::events::CustomerRow> = HashMap::new();
-        for chunk in ids.chunks(LOOKUP_CHUNK) {
-            for c in app::store::events::customers(&self.ctx.db, chunk).await? {
-                customers.insert(c.customer_id.clone(), c);
-            }
-        }
+        let customers = self.customers(due.iter().map(|r| r.customer_id.clone()).collect()).await?;
         for row in due {
             if !self.advancing(&row.workflow_id) {
                 continue;
