@@ -151,6 +151,84 @@ async fn a_wait_survives_a_restart_and_a_paused_workflow_holds_its_runs() {
     }
 }
 
+#[tokio::test]
+async fn an_api_redemption_converts_an_expired_code_is_refused_and_a_checkout_during_a_pause_counts() {
+    for db in testing::all().await {
+        let ctx = Ctx::new(db.clone());
+        let app = router(&ctx);
+        let secret = source(&ctx).await;
+        let id = publish_template(&ctx, "abandoned_cart").await;
+        let editor = common::key(&db, app::model::Role::Editor).await;
+        let clock = Arc::new(ManualClock::default());
+        clock.set(T0);
+        let mut executor = Executor::new(ctx.clone(), clock.clone());
+        let post = |body: serde_json::Value| {
+            let req = hook("shop", &secret, &body.to_string());
+            let app = app.clone();
+            async move { assert_eq!(send(&app, req).await.status, StatusCode::ACCEPTED) }
+        };
+        for c in ["bob", "cy"] {
+            let cart = json!({ "id": format!("cart-{c}"), "type": "cart_updated", "customer": { "id": c }, "cart": { "id": c, "value": 640 } });
+            post(cart).await;
+        }
+        executor.drain().await.unwrap();
+        clock.set(T0 + 30 * MIN);
+        executor.drain().await.unwrap();
+        assert_eq!(count(&db, "select count(*) from offer").await, 2);
+
+        // The shop's backend redeems Bob's code: the run waiting for it converts.
+        let bob_code = text(&db, "select code from offer where customer_id = 'bob'").await;
+        let uri = format!("/api/v1/offers/{}/redeem", bob_code.to_lowercase());
+        let r = common::api(&app, axum::http::Method::POST, &uri, &editor, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json()["status"], "redeemed");
+        executor.drain().await.unwrap();
+        assert_eq!(text(&db, "select status from run where customer_id = 'bob'").await, "converted");
+        assert_eq!(
+            text(
+                &db,
+                "select source_id || ' ' || name from event where customer_id = 'bob' and name = 'offer_redeemed'"
+            )
+            .await,
+            "nudge offer_redeemed",
+            "the redemption is on the customer's timeline"
+        );
+        let again = common::api(&app, axum::http::Method::POST, &uri, &editor, None).await;
+        assert_eq!(again.status, StatusCode::CONFLICT);
+        assert!(again.json()["detail"].as_str().unwrap().contains("already redeemed"), "{}", again.body);
+
+        // Cy comes back a day later with the expired code: refused, with the reason in the trace.
+        let cy_code = text(&db, "select code from offer where customer_id = 'cy'").await;
+        clock.set(T0 + 30 * MIN + 25 * 60 * MIN);
+        executor.drain().await.unwrap();
+        post(json!({ "id": "order-cy", "type": "order_completed", "customer": { "id": "cy" }, "coupon": cy_code }))
+            .await;
+        executor.drain().await.unwrap();
+        assert_eq!(count(&db, "select count(*) from offer where customer_id = 'cy' and redeemed_at is null").await, 1);
+        let refusal = text(&db, "select detail from run_step where outcome = 'redemption_refused'").await;
+        assert!(refusal.contains(&cy_code) && refusal.contains("expired"), "{refusal}");
+        assert_eq!(text(&db, "select status from run where customer_id = 'cy'").await, "completed");
+
+        // Dee checks out while the workflow is paused: when it resumes past the
+        // deadline, the checkout counts and no offer is made.
+        let t1 = T0 + 3 * 24 * 60 * MIN;
+        clock.set(t1);
+        post(json!({ "id": "cart-dee", "type": "cart_updated", "customer": { "id": "dee" }, "cart": { "id": "d", "value": 640 } })).await;
+        executor.drain().await.unwrap();
+        service::workflows::pause(&ctx, &Actor::system(), &id).await.unwrap();
+        clock.set(t1 + 10 * MIN);
+        post(json!({ "id": "co-dee", "type": "checkout_started", "customer": { "id": "dee" }, "cart": { "id": "d" } }))
+            .await;
+        executor.drain().await.unwrap();
+        assert_eq!(text(&db, "select status from run where customer_id = 'dee'").await, "waiting");
+        clock.set(t1 + 45 * MIN);
+        service::workflows::resume(&ctx, &Actor::system(), &id).await.unwrap();
+        executor.drain().await.unwrap();
+        assert_eq!(text(&db, "select status from run where customer_id = 'dee'").await, "completed");
+        assert_eq!(count(&db, "select count(*) from offer where customer_id = 'dee'").await, 0);
+    }
+}
+
 /// A receiver that fails twice with 503, then answers 200, recording each
 /// request's Idempotency-Key and body.
 async fn flaky_receiver() -> (String, Arc<std::sync::Mutex<Vec<(String, String)>>>) {

@@ -329,9 +329,9 @@ pub fn AlertsPage() -> impl IntoView {
                                         let id = StoredValue::new(a.alert_id.clone());
                                         let open = a.status == "open";
                                         let resolved = a.status == "resolved";
-                                        let who = match (&a.resolved_by, &a.acknowledged_by) {
-                                            (Some(by), _) => format!(" by {by}"),
-                                            (None, Some(by)) => format!(" by {by}"),
+                                        let who = match (&a.resolved_by, a.resolved_at, &a.acknowledged_by, a.acknowledged_at) {
+                                            (Some(by), Some(at), _, _) => format!(" by {by}, {}", format_ms(at)),
+                                            (None, _, Some(by), Some(at)) => format!(" by {by}, {}", format_ms(at)),
                                             _ => String::new(),
                                         };
                                         view! {

@@ -101,7 +101,7 @@ async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>, live: Live, signals: Arc<
                     "Group committed."
                 );
                 signals.work.notify_one();
-                if live.subscribers() > 0 {
+                if live.wanted() {
                     announce(&live, &writes, &written);
                 }
                 // Hand each job its slice of the outcomes, in order.
@@ -122,7 +122,7 @@ async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>, live: Live, signals: Arc<
                     match result {
                         Ok(written) => {
                             signals.work.notify_one();
-                            if live.subscribers() > 0 {
+                            if live.wanted() {
                                 announce(&live, &own, &written);
                             }
                             let _ = job.reply.send(Ok(written));
@@ -147,8 +147,15 @@ async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>, live: Live, signals: Arc<
 /// Tells live subscribers about the events this group accepted: whole objects,
 /// so pages update without a refetch.
 fn announce(live: &Live, writes: &[Write], written: &[Written]) {
+    use crate::store::rollups::metric;
+    let mut accepted = 0;
+    let mut names: HashMap<&str, i64> = HashMap::new();
+    let mut sources: HashMap<&str, i64> = HashMap::new();
     for (w, outcome) in writes.iter().zip(written) {
         if let (Write::Event(e), Written::Accepted { .. }) = (w, outcome) {
+            accepted += 1;
+            *names.entry(e.name.as_str()).or_default() += 1;
+            *sources.entry(e.source_id.as_str()).or_default() += 1;
             live.publish(
                 "events",
                 crate::model::Event {
@@ -164,6 +171,11 @@ fn announce(live: &Live, writes: &[Write], written: &[Written]) {
             );
         }
     }
+    let counts = std::iter::once((metric::EVENTS, "", "", accepted))
+        .filter(|c| c.3 > 0)
+        .chain(names.into_iter().map(|(k, n)| (metric::EVENT_NAME, "", k, n)))
+        .chain(sources.into_iter().map(|(k, n)| (metric::EVENT_SOURCE, "", k, n)));
+    live.count(counts);
 }
 
 /// Per-source token buckets: `rate` events per second, bursts of two seconds.

@@ -1,57 +1,288 @@
-//! The live feed: what happens (events accepted, later runs, offers, alerts)
-//! fanned out to every subscribed browser or API client. A bounded broadcast:
-//! a slow subscriber misses messages and is told to resync, never slowing the
-//! writer or anyone else.
+//! The live feed: what happens (events accepted, runs, offers, alerts, metric
+//! ticks) fanned out to every subscribed browser or API client. A bounded
+//! broadcast plus a bounded replay buffer: a client that reconnects with its
+//! last message id gets what it missed; a slow client misses messages and is
+//! told to resync, never slowing the writer or anyone else.
 
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
-/// One message: a topic (`events`, …), a sequence id for resuming, and the whole object.
+/// One message: a topic (`events`, …), a sequence number for resuming, and the whole object.
 #[derive(Debug, Clone, Serialize)]
 pub struct LiveMessage {
-    pub id: u64,
+    pub seq: u64,
     pub topic: &'static str,
     pub data: Arc<serde_json::Value>,
 }
 
-#[derive(Debug, Clone)]
-pub struct Live {
-    tx: broadcast::Sender<LiveMessage>,
-    seq: Arc<AtomicU64>,
-}
-
 /// Messages a subscriber may fall behind by before it must resync.
 const BUFFER: usize = 4096;
+/// Recent messages kept for clients that reconnect (`Last-Event-ID`).
+const REPLAY: usize = 4096;
+/// How long after the last subscriber left messages are still kept for replay:
+/// a browser reconnecting after a short outage finds what it missed, while an
+/// installation nobody watches pays nothing for the feed.
+const KEEP_FOR_RECONNECT_MS: i64 = 60_000;
+
+/// Where a reconnecting client resumes.
+#[derive(Debug)]
+pub enum Resume {
+    /// These messages (oldest first) were missed; everything later comes live.
+    Replay(Vec<LiveMessage>),
+    /// Too far behind, or from before a restart: refetch, then follow.
+    Resync,
+}
+
+/// One counter's increase since the last `metrics` tick.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Count {
+    pub metric: String,
+    /// Empty for the installation's total.
+    pub workflow_id: String,
+    pub key: String,
+    pub n: i64,
+}
+
+/// The `metrics` message: what the counters gained since the last one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tick {
+    pub at: i64,
+    pub counts: Vec<Count>,
+}
+
+/// How often the counters' increases are sent, at most.
+pub const TICK_MS: u64 = 1000;
+
+#[derive(Debug)]
+struct Inner {
+    tx: broadcast::Sender<LiveMessage>,
+    /// Counter increases not yet sent: (metric, workflow, key) → n.
+    pending: Mutex<HashMap<(String, String, String), i64>>,
+    /// Identifies this process's sequence: ids from an earlier run never match.
+    epoch: String,
+    ring: Mutex<Ring>,
+    /// Unix ms when the last subscriber left (0: never had one).
+    last_left_at: AtomicI64,
+}
+
+#[derive(Debug, Default)]
+struct Ring {
+    seq: u64,
+    recent: VecDeque<LiveMessage>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Live {
+    inner: Arc<Inner>,
+}
 
 impl Default for Live {
     fn default() -> Self {
         let (tx, _) = broadcast::channel(BUFFER);
-        Live { tx, seq: Arc::new(AtomicU64::new(0)) }
+        let epoch = format!("{:x}", crate::store::now_ms());
+        Live {
+            inner: Arc::new(Inner {
+                tx,
+                pending: Mutex::new(HashMap::new()),
+                epoch,
+                ring: Mutex::new(Ring::default()),
+                last_left_at: AtomicI64::new(0),
+            }),
+        }
+    }
+}
+
+/// A subscription with what its client missed.
+pub struct Resumed {
+    pub sub: Subscription,
+    pub resume: Resume,
+    /// Live messages up to this sequence number were replayed or came before.
+    pub after: u64,
+    /// The id of the position the subscription starts from.
+    pub id: String,
+}
+
+/// A subscription: the receiver, and a guard to keep beside it.
+pub struct Subscription {
+    pub rx: broadcast::Receiver<LiveMessage>,
+    pub guard: Leaving,
+}
+
+/// Dropped when a subscriber goes: starts the reconnect grace period.
+pub struct Leaving(Live);
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        self.0.inner.last_left_at.store(crate::store::now_ms(), Ordering::Relaxed);
     }
 }
 
 impl Live {
-    /// Publishes to whoever listens now; with no listener it costs almost nothing.
+    /// Whether anyone listens, or listened a moment ago and may reconnect:
+    /// writers skip building messages otherwise.
+    pub fn wanted(&self) -> bool {
+        if self.inner.tx.receiver_count() > 0 {
+            return true;
+        }
+        let left = self.inner.last_left_at.load(Ordering::Relaxed);
+        left > 0 && crate::store::now_ms() - left < KEEP_FOR_RECONNECT_MS
+    }
+
+    /// Publishes to whoever listens, and keeps the message for replay.
     pub fn publish(&self, topic: &'static str, data: impl Serialize) {
-        if self.tx.receiver_count() == 0 {
+        if !self.wanted() {
             return;
         }
         match serde_json::to_value(data) {
             Ok(v) => {
-                let id = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-                let _ = self.tx.send(LiveMessage { id, topic, data: Arc::new(v) });
+                // Numbering, buffering and sending under one lock keeps the
+                // replay buffer and the broadcast in the same order.
+                let mut ring = self.inner.ring.lock().unwrap_or_else(|p| p.into_inner());
+                ring.seq += 1;
+                let msg = LiveMessage { seq: ring.seq, topic, data: Arc::new(v) };
+                if ring.recent.len() == REPLAY {
+                    ring.recent.pop_front();
+                }
+                ring.recent.push_back(msg.clone());
+                let _ = self.inner.tx.send(msg);
             }
             Err(err) => tracing::warn!(topic, error = %err, "Live message not serialisable."),
         }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<LiveMessage> {
-        self.tx.subscribe()
+    pub fn subscribe(&self) -> Subscription {
+        Subscription { rx: self.inner.tx.subscribe(), guard: Leaving(self.clone()) }
+    }
+
+    /// Subscribes and says what a client whose last message was `last_id`
+    /// missed (`None`: a new client, nothing). Subscribing and reading the
+    /// buffer under one lock leaves no gap and no repeat: live messages up
+    /// to `after` are the caller's to drop.
+    pub fn resume(&self, last_id: Option<&str>) -> Resumed {
+        let ring = self.inner.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let sub = self.subscribe();
+        let after = ring.seq;
+        let resume = match last_id.map(|id| self.parse_id(id)) {
+            None => Resume::Replay(Vec::new()),
+            Some(Some(last)) if last >= ring.seq => Resume::Replay(Vec::new()),
+            Some(Some(last)) => match ring.recent.front() {
+                // Everything after `last` is still buffered.
+                Some(first) if first.seq <= last + 1 => {
+                    Resume::Replay(ring.recent.iter().filter(|m| m.seq > last).cloned().collect())
+                }
+                _ => Resume::Resync,
+            },
+            Some(None) => Resume::Resync,
+        };
+        Resumed { sub, resume, after, id: format!("{}-{after}", self.inner.epoch) }
+    }
+
+    /// The SSE id of a message: `<epoch>-<seq>`.
+    pub fn id_of(&self, msg: &LiveMessage) -> String {
+        format!("{}-{}", self.inner.epoch, msg.seq)
+    }
+
+    /// The sequence number of an id from this process, if it is one.
+    pub fn parse_id(&self, id: &str) -> Option<u64> {
+        let (epoch, seq) = id.trim().split_once('-')?;
+        if epoch != self.inner.epoch {
+            return None;
+        }
+        seq.parse().ok()
+    }
+
+    /// The id a client that has seen everything so far would send back.
+    pub fn current_id(&self) -> String {
+        let ring = self.inner.ring.lock().unwrap_or_else(|p| p.into_inner());
+        format!("{}-{}", self.inner.epoch, ring.seq)
+    }
+
+    /// Adds committed counts to the next `metrics` tick (if anyone listens).
+    pub fn count<'a, 'b>(&self, counts: impl IntoIterator<Item = (&'a str, &'b str, &'b str, i64)>) {
+        if !self.wanted() {
+            return;
+        }
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        for (metric, workflow, key, n) in counts {
+            *pending.entry((metric.to_string(), workflow.to_string(), key.to_string())).or_default() += n;
+        }
+    }
+
+    /// Sends what the counters gained since the last tick, if anything.
+    pub fn tick(&self) {
+        let counts: Vec<Count> = {
+            let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.drain().map(|((metric, workflow_id, key), n)| Count { metric, workflow_id, key, n }).collect()
+        };
+        if !counts.is_empty() {
+            self.publish("metrics", Tick { at: crate::store::now_ms(), counts });
+        }
+    }
+
+    /// Ticks every `TICK_MS` for as long as the process runs.
+    pub fn start_ticker(&self) {
+        let live = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_millis(TICK_MS));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                every.tick().await;
+                live.tick();
+            }
+        });
     }
 
     pub fn subscribers(&self) -> usize {
-        self.tx.receiver_count()
+        self.inner.tx.receiver_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reconnecting_client_gets_exactly_what_it_missed_or_is_told_to_resync() {
+        let live = Live::default();
+        let first = live.subscribe();
+        for i in 0..5 {
+            live.publish("events", i);
+        }
+        let id = live.current_id();
+        live.publish("runs", "a");
+        live.publish("events", "b");
+        let resumed = live.resume(Some(&id));
+        assert_eq!(resumed.after, 7);
+        let Resume::Replay(missed) = resumed.resume else { panic!("expected a replay") };
+        assert_eq!(missed.iter().map(|m| m.topic).collect::<Vec<_>>(), ["runs", "events"]);
+        assert_eq!(missed[1].data.as_str(), Some("b"));
+        // Up to date: nothing to replay.
+        let resume = live.resume(Some(&live.current_id())).resume;
+        assert!(matches!(resume, Resume::Replay(m) if m.is_empty()));
+        // From another process (a restart), or garbage: resync.
+        assert!(matches!(live.resume(Some("18c0ffee-3")).resume, Resume::Resync));
+        assert!(matches!(live.resume(Some("nonsense")).resume, Resume::Resync));
+        // Further behind than the buffer holds: resync.
+        for i in 0..REPLAY {
+            live.publish("events", i);
+        }
+        assert!(matches!(live.resume(Some(&id)).resume, Resume::Resync));
+        drop(first);
+    }
+
+    #[test]
+    fn nothing_is_built_when_nobody_listens_but_a_short_outage_is_covered() {
+        let live = Live::default();
+        live.publish("events", 1);
+        assert_eq!(live.current_id(), format!("{}-0", live.inner.epoch), "no listener, no message");
+        let sub = live.subscribe();
+        drop(sub);
+        // The listener just left: it may come back, so messages are kept.
+        assert!(live.wanted());
+        live.publish("events", 2);
+        assert_eq!(live.current_id(), format!("{}-1", live.inner.epoch));
     }
 }

@@ -42,6 +42,7 @@ impl Ctx {
 
     pub fn with_limits(db: Db, limits: ingest::IngestLimits) -> Self {
         let live = live::Live::default();
+        live.start_ticker();
         let signals = Arc::new(Signals::default());
         Ctx {
             ingestor: ingest::Ingestor::start(db.clone(), live.clone(), signals.clone()),

@@ -7,7 +7,9 @@ use crate::model::{Alert, Offer, Page, Role, Run, RunDetail};
 use crate::pages::settings::format_ms;
 use crate::store::{self, page_limit};
 
-const RUN_STATUSES: [&str; 4] = ["waiting", "completed", "converted", "failed"];
+/// `running` is an alias of `waiting`: a run is evaluated within
+/// milliseconds of its input, so between steps every unfinished run waits.
+const RUN_STATUSES: [&str; 5] = ["running", "waiting", "completed", "converted", "failed"];
 
 fn check_choice(field: &str, value: Option<&str>, allowed: &[&str]) -> AppResult<()> {
     match value {
@@ -35,15 +37,10 @@ pub async fn list_runs(
     actor.require(Role::Viewer)?;
     check_choice("status", filter.status.as_deref(), &RUN_STATUSES)?;
     let limit = page_limit(limit);
-    let rows = store::runs::list(
-        &ctx.db,
-        filter.workflow.as_deref(),
-        filter.status.as_deref(),
-        filter.customer.as_deref(),
-        cursor,
-        limit + 1,
-    )
-    .await?;
+    let status = filter.status.as_deref().map(|s| if s == "running" { "waiting" } else { s });
+    let rows =
+        store::runs::list(&ctx.db, filter.workflow.as_deref(), status, filter.customer.as_deref(), cursor, limit + 1)
+            .await?;
     Ok(paginate(rows, limit, |r| r.run_id.clone(), |r| r.to_run()))
 }
 
@@ -76,17 +73,25 @@ pub async fn list_offers(
     check_choice("status", filter.status.as_deref(), &["active", "redeemed", "expired"])?;
     let limit = page_limit(limit);
     let now = store::now_ms();
+    // The cursor is the last row's `<created_at>_<code>`, the listing's order.
+    let after = match cursor.filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => {
+            let parsed = c.split_once('_').and_then(|(at, code)| Some((at.parse::<i64>().ok()?, code)));
+            Some(parsed.ok_or_else(|| AppError::invalid("cursor", format!("'{c}' is not a cursor from this list.")))?)
+        }
+    };
     let rows = store::offers::list_offers(
         &ctx.db,
         filter.status.as_deref(),
         filter.customer.as_deref(),
         filter.workflow.as_deref(),
-        cursor,
+        after,
         limit + 1,
         now,
     )
     .await?;
-    Ok(paginate(rows, limit, |r| r.code.clone(), |r| r.to_offer(now)))
+    Ok(paginate(rows, limit, |r| format!("{}_{}", r.created_at, r.code), |r| r.to_offer(now)))
 }
 
 pub async fn get_offer(ctx: &Ctx, actor: &Actor, code: &str) -> AppResult<Offer> {
@@ -101,7 +106,7 @@ pub async fn redeem_offer(ctx: &Ctx, actor: &Actor, code: &str, now: i64) -> App
     actor.require(Role::Editor)?;
     let row =
         store::offers::offer(&ctx.db, code).await?.ok_or_else(|| AppError::NotFound(format!("No offer '{code}'.")))?;
-    if !store::offers::redeem(&ctx.db, &row.code, &actor.me().name, now).await? {
+    if !store::offers::redeem(&ctx.db, &row, &actor.me().name, now).await? {
         let latest = store::offers::offer(&ctx.db, &row.code).await?.unwrap_or(row);
         return Err(match latest.redeemed_at {
             Some(at) => AppError::Conflict(format!(
@@ -113,6 +118,10 @@ pub async fn redeem_offer(ctx: &Ctx, actor: &Actor, code: &str, now: i64) -> App
             None => AppError::Conflict(format!("{} expired on {}.", latest.code, format_ms(latest.expires_at))),
         });
     }
+    // The executor converts the run waiting for this code.
+    ctx.signals.work.notify_one();
+    let redeemed = store::rollups::metric::OFFERS_REDEEMED;
+    ctx.live.count([(redeemed, "", "", 1), (redeemed, row.workflow_id.as_str(), "", 1)]);
     tracing::info!(code = %row.code, customer = %row.customer_id, "Offer redeemed.");
     let redeemed = store::offers::offer(&ctx.db, &row.code).await?.ok_or(AppError::Internal)?.to_offer(now);
     ctx.live.publish("offers", &redeemed);

@@ -274,6 +274,15 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
                 .bind(c.accepted).bind(c.duplicates).bind(c.rejected).bind(c.last_event_at).bind(*source_id)
                 .execute(&mut *tx).await?;
         }
+        // 6. The dashboards' counters, in the same transaction.
+        let mut tally = super::rollups::Tally::default();
+        for (_, e) in &fresh {
+            use super::rollups::metric;
+            tally.add(metric::EVENTS, "", "", e.received_at, 1);
+            tally.add(metric::EVENT_NAME, "", &e.name, e.received_at, 1);
+            tally.add(metric::EVENT_SOURCE, "", &e.source_id, e.received_at, 1);
+        }
+        crate::write_tally!(tx, tally);
         tx.commit().await?;
         Ok(out.into_iter().map(|o| o.unwrap_or(Written::Duplicate { event_id: String::new() })).collect())
     })

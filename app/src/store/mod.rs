@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod events;
 pub mod offers;
+pub mod rollups;
 pub mod runs;
 pub mod sessions;
 pub mod sources;

@@ -7,6 +7,8 @@ use crate::with_pool;
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OfferRow {
     pub code: String,
+    /// `<run>:<node>`: the action that issued it.
+    pub action_key: String,
     pub workflow_id: String,
     pub run_id: String,
     pub customer_id: String,
@@ -19,7 +21,7 @@ pub struct OfferRow {
 }
 
 const OFFER_COLUMNS: &str =
-    "code, workflow_id, run_id, customer_id, discount, value, expires_at, redeemed_at, redeemed_by, created_at";
+    "code, action_key, workflow_id, run_id, customer_id, discount, value, expires_at, redeemed_at, redeemed_by, created_at";
 
 impl OfferRow {
     pub fn to_offer(&self, now: i64) -> Offer {
@@ -46,13 +48,14 @@ impl OfferRow {
     }
 }
 
-/// Offers newest first; `status` is `active`, `redeemed` or `expired` at `now`.
+/// Offers newest first; `status` is `active`, `redeemed` or `expired` at
+/// `now`; `after` is the last row of the previous page (created_at, code).
 pub async fn list_offers(
     db: &Db,
     status: Option<&str>,
     customer_id: Option<&str>,
     workflow_id: Option<&str>,
-    cursor: Option<&str>,
+    after: Option<(i64, &str)>,
     limit: i64,
     now: i64,
 ) -> sqlx::Result<Vec<OfferRow>> {
@@ -64,28 +67,93 @@ pub async fn list_offers(
     };
     let sql = format!(
         "select {OFFER_COLUMNS} from offer where ($1 = '' or customer_id = $1) and ($2 = '' or workflow_id = $2) \
-         and ($3 = '' or code < $3) and {status_sql} order by created_at desc, code desc limit $5"
+         and ($3 = '' or created_at < $6 or (created_at = $6 and code < $3)) and {status_sql} \
+         order by created_at desc, code desc limit $5"
     );
+    let (after_at, after_code) = after.unwrap_or((0, ""));
     with_pool!(db, p => sqlx::query_as::<_, OfferRow>(&sql)
         .bind(customer_id.unwrap_or(""))
         .bind(workflow_id.unwrap_or(""))
-        .bind(cursor.unwrap_or(""))
+        .bind(after_code)
         .bind(now)
         .bind(limit)
+        .bind(after_at)
         .fetch_all(p)
         .await)
 }
 
+/// An offer by its code, in any letter case (codes are issued in capitals).
 pub async fn offer(db: &Db, code: &str) -> sqlx::Result<Option<OfferRow>> {
-    let sql = format!("select {OFFER_COLUMNS} from offer where upper(code) = upper($1)");
+    let sql = format!("select {OFFER_COLUMNS} from offer where code = $1");
+    let code = code.trim().to_ascii_uppercase();
     with_pool!(db, p => sqlx::query_as::<_, OfferRow>(&sql).bind(code).fetch_optional(p).await)
 }
 
-/// Marks an offer redeemed if it is neither redeemed nor expired; `false` otherwise.
-pub async fn redeem(db: &Db, code: &str, by: &str, now: i64) -> sqlx::Result<bool> {
-    let sql = "update offer set redeemed_at = $1, redeemed_by = $2 \
-               where code = $3 and redeemed_at is null and expires_at > $1";
-    Ok(crate::execute!(db, sqlx::query(sql).bind(now).bind(by).bind(code))? == 1)
+/// The offers of these customers issued since `since`, to match codes events carry.
+pub async fn recent_of_customers(db: &Db, customer_ids: &[String], since: i64) -> sqlx::Result<Vec<OfferRow>> {
+    if customer_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "select {OFFER_COLUMNS} from offer where customer_id in ({}) and created_at >= $1",
+        super::placeholders(2, customer_ids.len())
+    );
+    with_pool!(db, p => {
+        let mut q = sqlx::query_as::<_, OfferRow>(&sql).bind(since);
+        for id in customer_ids {
+            q = q.bind(id);
+        }
+        q.fetch_all(p).await
+    })
+}
+
+/// Marks an offer redeemed if it is neither redeemed nor expired (`false`
+/// otherwise) and, in the same transaction, records an `offer_redeemed`
+/// event from Nudge for the executor: a run waiting at a goal for this code
+/// converts, as it would on an order carrying it.
+pub async fn redeem(db: &Db, offer: &OfferRow, by: &str, now: i64) -> sqlx::Result<bool> {
+    use crate::workflow::eval::{NUDGE_SOURCE, OFFER_REDEEMED};
+    let payload = serde_json::json!({ "code": offer.code, "redeemed_by": by, "workflow_id": offer.workflow_id });
+    let event_id = super::new_id();
+    with_pool!(db, p => {
+        let mut tx = p.begin().await?;
+        let done = sqlx::query(
+            "update offer set redeemed_at = $1, redeemed_by = $2 \
+             where code = $3 and redeemed_at is null and expires_at > $1",
+        )
+        .bind(now)
+        .bind(by)
+        .bind(&offer.code)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if done != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "insert into event (event_id, source_id, external_id, name, customer_id, occurred_at, received_at, payload) \
+             values ($1, $2, $3, $4, $5, $6, $6, $7)",
+        )
+        .bind(&event_id)
+        .bind(NUDGE_SOURCE)
+        .bind(format!("redeem:{}", offer.code))
+        .bind(OFFER_REDEEMED)
+        .bind(&offer.customer_id)
+        .bind(now)
+        .bind(payload.to_string())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("insert into work_item (event_id, created_at) values ($1, $2)")
+            .bind(&event_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let mut tally = super::rollups::Tally::default();
+        tally.add_both(super::rollups::metric::OFFERS_REDEEMED, &offer.workflow_id, "", super::now_ms());
+        crate::write_tally!(tx, tally);
+        tx.commit().await?;
+        Ok(true)
+    })
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

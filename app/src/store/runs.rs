@@ -2,6 +2,7 @@
 //! ledger), offers, alerts, re-entry times, and the queue of events to run.
 
 use super::events::EventRow;
+use super::rollups::metric;
 use super::{now_ms, Db};
 use crate::with_pool;
 
@@ -222,6 +223,8 @@ pub struct ActionWrite {
     pub kind: &'static str,
     pub payload: String,
     pub effect: Effect,
+    /// When the event that caused it arrived (none for a timer's step).
+    pub caused_at: Option<i64>,
 }
 
 /// Everything one executor step writes, committed together.
@@ -234,8 +237,13 @@ pub struct Batch {
     pub actions: Vec<ActionWrite>,
     /// Events done with (their work items are removed).
     pub events_done: Vec<String>,
-    /// Offer codes redeemed by a converting event: (code, event id).
+    /// Offer codes redeemed by an event carrying them: (code, event id).
     pub redemptions: Vec<(String, String)>,
+    /// Runs that can no longer advance, failed with the reason: (run, why).
+    pub broken: Vec<(String, String)>,
+    /// Runs started and ended, nodes entered and left (the executor counts
+    /// these; the commit adds what the actions did).
+    pub tally: super::rollups::Tally,
 }
 
 /// What the commit did, for metrics and the live stream.
@@ -249,6 +257,8 @@ pub struct Committed {
     pub redeemed: Vec<String>,
     /// The commit's time (unix ms), written as the rows' `updated_at`.
     pub at: i64,
+    /// Everything counted, as written to the rollups.
+    pub tally: super::rollups::Tally,
 }
 
 /// Commits a batch in one transaction: run states, steps, entries, actions
@@ -257,7 +267,15 @@ pub struct Committed {
 /// effect, so replaying a step after a crash performs nothing twice.
 pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
     let now = now_ms();
+    // On Postgres the ingest writer may merge into the same profile meanwhile:
+    // lock the row, so neither change is lost. (SQLite writers take turns.)
+    let read_profile = if matches!(db, Db::Postgres(_)) {
+        "select attributes from customer where customer_id = $1 for update"
+    } else {
+        "select attributes from customer where customer_id = $1"
+    };
     let mut out = Committed { at: now, ..Committed::default() };
+    let mut tally = batch.tally.clone();
     with_pool!(db, p => {
         let mut tx = p.begin().await?;
         for r in &batch.runs {
@@ -347,6 +365,17 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
                 continue;
             }
             out.performed.push(a.action_key.clone());
+            let counted = match a.effect {
+                Effect::Offer { .. } => metric::OFFERS_ISSUED,
+                Effect::Alert { .. } => metric::ALERTS_RAISED,
+                Effect::Profile { .. } => metric::PROFILE_UPDATES,
+                Effect::Webhook => metric::WEBHOOKS,
+            };
+            tally.add_both(counted, &a.workflow_id, "", now);
+            if let Some(arrived) = a.caused_at {
+                let bucket = super::rollups::latency_bucket(now - arrived).to_string();
+                tally.add_both(metric::LATENCY, &a.workflow_id, &bucket, now);
+            }
             match &a.effect {
                 Effect::Offer { code, discount, value, expires_at } => {
                     sqlx::query(
@@ -383,8 +412,7 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
                     .await?;
                 }
                 Effect::Profile { changes } => {
-                    let current: Option<String> =
-                        sqlx::query_scalar("select attributes from customer where customer_id = $1")
+                    let current: Option<String> = sqlx::query_scalar(read_profile)
                             .bind(&a.customer_id)
                             .fetch_optional(&mut *tx)
                             .await?;
@@ -406,24 +434,36 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
             }
         }
         for (code, event_id) in &batch.redemptions {
-            let redeemed = sqlx::query(
+            let redeemed: Option<String> = sqlx::query_scalar(
                 "update offer set redeemed_at = $1, redeemed_by = $2 \
-                 where code = $3 and redeemed_at is null and expires_at > $1",
+                 where code = $3 and redeemed_at is null and expires_at > $1 returning workflow_id",
             )
             .bind(now)
             .bind(format!("event {event_id}"))
             .bind(code)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if redeemed > 0 {
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(workflow_id) = redeemed {
+                tally.add_both(metric::OFFERS_REDEEMED, &workflow_id, "", now);
                 out.redeemed.push(code.clone());
             }
+        }
+        for (run_id, why) in &batch.broken {
+            tracing::error!(run = %run_id, reason = %why, "A due run cannot advance; it is marked failed.");
+            sqlx::query(
+                "update run set status = 'failed', wake_at = null, updated_at = $1, ended_at = $1 where run_id = $2",
+            )
+            .bind(now)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
         }
         for event_id in &batch.events_done {
             sqlx::query("delete from work_item where event_id = $1").bind(event_id).execute(&mut *tx).await?;
         }
+        crate::write_tally!(tx, tally);
         tx.commit().await?;
+        out.tally = tally;
         Ok(out)
     })
 }

@@ -283,16 +283,35 @@ pub fn advance(workflow: &Workflow, state: &RunState, input: Input<'_>, ctx: &Co
             let Some(node) = waiting_at else { return run.finish() };
             if run.matches_waiting(node, event) {
                 run.walk(&node.id, Entry::Received(event));
-            } else if workflow.awaited(&event.name) {
-                run.state.inbox.push(event.clone());
-                if run.state.inbox.len() > INBOX_LIMIT {
-                    run.state.inbox.remove(0);
-                }
+            } else if let Some(goal) = run.goal_reached_early(event) {
+                // The customer converted while the run waited elsewhere: the
+                // goal ends the run, and nothing on the way to it happens.
+                let detail = format!("{} {} while waiting at {}", event.name, event.id, node.id);
+                run.end(&goal, RunStatus::Converted, Some(detail));
+            } else {
+                run.keep(event);
             }
         }
     }
     run.finish()
 }
+
+/// Keeps an event for a run that may not advance now (its workflow is
+/// paused): it waits in the inbox, so a checkout during the pause still
+/// counts once the workflow resumes.
+pub fn hold(workflow: &Workflow, state: &RunState, event: &EventData, ctx: &Context) -> Step {
+    let mut run = Runner::new(workflow, state.clone(), ctx);
+    if !state.status.is_final() {
+        run.keep(event);
+    }
+    run.finish()
+}
+
+/// The event name Nudge records when an offer is redeemed through the API
+/// (source `nudge`); a goal that requires the run's code counts it too.
+pub const OFFER_REDEEMED: &str = "offer_redeemed";
+/// The source of the events Nudge records itself.
+pub const NUDGE_SOURCE: &str = "nudge";
 
 /// How the runner enters a node.
 enum Entry<'e> {
@@ -420,7 +439,13 @@ impl<'w> Runner<'w> {
                 self.record(id, "received", Some(format!("{} {}", e.name, e.id)));
                 return Some("received".into());
             }
-            (NodeKind::WaitForEvent { .. }, Entry::TimerFired) => "timed_out".into(),
+            (NodeKind::WaitForEvent { .. }, Entry::TimerFired) => match self.take_from_inbox_before_deadline(node) {
+                Some(found) => {
+                    self.record(id, "received", Some(format!("{} {} (kept while paused)", found.name, found.id)));
+                    return Some("received".into());
+                }
+                None => "timed_out".into(),
+            },
             (NodeKind::Split { branches }, _) => {
                 let key = [self.state.workflow_id.as_str(), id, self.state.trigger.customer.as_str()];
                 match pick_branch(branches, fnv1a(&key)) {
@@ -494,13 +519,44 @@ impl<'w> Runner<'w> {
                 self.end(id, RunStatus::Converted, Some(format!("{event} {}", e.id)));
                 return None;
             }
-            (NodeKind::Goal { .. }, Entry::TimerFired) => {
-                self.end(id, RunStatus::Completed, Some("the goal was not reached in time".into()));
+            (NodeKind::Goal { event, .. }, Entry::TimerFired) => {
+                match self.take_from_inbox_before_deadline(node) {
+                    Some(found) => {
+                        self.end(id, RunStatus::Converted, Some(format!("{event} {} (kept while paused)", found.id)))
+                    }
+                    None => self.end(id, RunStatus::Completed, Some("the goal was not reached in time".into())),
+                }
                 return None;
             }
         };
         self.record(id, &port, None);
         Some(port)
+    }
+
+    /// Keeps `event` in the inbox if some wait or goal of the workflow may want it.
+    fn keep(&mut self, event: &EventData) {
+        if self.workflow.awaited(&event.name) || self.is_redemption(event) {
+            self.state.inbox.push(event.clone());
+            if self.state.inbox.len() > INBOX_LIMIT {
+                self.state.inbox.remove(0);
+            }
+        }
+    }
+
+    /// A goal of the workflow, other than where the run waits, that `event` reaches.
+    fn goal_reached_early(&self, event: &EventData) -> Option<String> {
+        let at = self.state.at.as_deref();
+        self.workflow
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.kind, NodeKind::Goal { .. }) && Some(n.id.as_str()) != at)
+            .find(|n| self.matches_waiting(n, event))
+            .map(|n| n.id.clone())
+    }
+
+    /// Nudge's own record of this run's code redeemed through the API.
+    fn is_redemption(&self, event: &EventData) -> bool {
+        event.name == OFFER_REDEEMED && event.source == NUDGE_SOURCE && self.carries_offer_code(event)
     }
 
     /// Whether `event` is what the waiting `node` waits for.
@@ -509,8 +565,9 @@ impl<'w> Runner<'w> {
             NodeKind::WaitForEvent { events, correlate_field, .. } => {
                 events.contains(&event.name) && self.correlates(correlate_field.as_deref(), event)
             }
-            NodeKind::Goal { event: name, match_offer_code, .. } => {
-                *name == event.name && (!match_offer_code || self.carries_offer_code(event))
+            NodeKind::Goal { event: name, match_offer_code: false, .. } => *name == event.name,
+            NodeKind::Goal { event: name, match_offer_code: true, .. } => {
+                (*name == event.name || self.is_redemption(event)) && self.carries_offer_code(event)
             }
             _ => false,
         }
@@ -519,6 +576,14 @@ impl<'w> Runner<'w> {
     /// Removes and returns the first inbox event `node` waits for.
     fn take_from_inbox(&mut self, node: &Node) -> Option<EventData> {
         let index = self.state.inbox.iter().position(|e| self.matches_waiting(node, e))?;
+        Some(self.state.inbox.remove(index))
+    }
+
+    /// Like `take_from_inbox`, for a timer: only an event that happened before
+    /// the deadline (kept while the workflow was paused) still counts.
+    fn take_from_inbox_before_deadline(&mut self, node: &Node) -> Option<EventData> {
+        let due = self.state.wake_at.unwrap_or(i64::MAX);
+        let index = self.state.inbox.iter().position(|e| e.at <= due && self.matches_waiting(node, e))?;
         Some(self.state.inbox.remove(index))
     }
 
@@ -534,19 +599,23 @@ impl<'w> Runner<'w> {
     }
 
     fn carries_offer_code(&self, event: &EventData) -> bool {
-        fn contains(v: &Value, code: &str) -> bool {
-            match v {
-                Value::String(s) => s.trim().eq_ignore_ascii_case(code),
-                Value::Array(items) => items.iter().any(|i| contains(i, code)),
-                Value::Object(map) => map.values().any(|i| contains(i, code)),
-                _ => false,
-            }
-        }
-        self.state.offer.as_ref().is_some_and(|o| contains(&event.payload, &o.code))
+        // An expired code converts nothing (the redemption is refused too).
+        self.state.offer.as_ref().is_some_and(|o| o.expires_at > self.ctx.now && carries_code(&event.payload, &o.code))
     }
 
     fn render(&self, template: &str, mode: Mode) -> String {
         render(template, &self.state, &self.profile, mode)
+    }
+}
+
+/// Whether an event's payload carries `code` anywhere (any field, any depth,
+/// any letter case): a shop may put coupons wherever its order format does.
+pub fn carries_code(payload: &Value, code: &str) -> bool {
+    match payload {
+        Value::String(s) => s.trim().eq_ignore_ascii_case(code),
+        Value::Array(items) => items.iter().any(|i| carries_code(i, code)),
+        Value::Object(map) => map.values().any(|i| carries_code(i, code)),
+        _ => false,
     }
 }
 
@@ -604,8 +673,9 @@ pub fn render(template: &str, run: &RunState, profile: &Value, mode: Mode) -> St
                 out.push_str(&quoted[1..quoted.len() - 1]);
             }
             (Some(v), Mode::Url) => out.push_str(&percent_encode(&scalar_text(&v))),
-            (Some(v), Mode::Header) => out.extend(scalar_text(&v).chars().filter(|c| *c != '\r' && *c != '\n')),
-            (Some(v), _) => out.push_str(&scalar_text(&v)),
+            (Some(v), Mode::Header) => out.extend(scalar_text(&v).chars().filter(|c| !matches!(c, '\r' | '\n' | '\0'))),
+            // NUL is no text (and Postgres refuses it in a text column).
+            (Some(v), _) => out.extend(scalar_text(&v).chars().filter(|c| *c != '\0')),
         }
         rest = &after[end + 2..];
     }
@@ -851,6 +921,83 @@ mod tests {
         assert_eq!(converted.state.status, RunStatus::Converted);
         assert_eq!(converted.state.at, None);
         assert!(converted.actions.is_empty());
+    }
+
+    #[test]
+    fn an_expired_code_converts_nothing_and_an_api_redemption_converts_like_the_goal_event() {
+        let w = templates::abandoned_cart();
+        let started = start(&w, "wf", "run1", cart("c1", 640.0), &ctx(T0));
+        let fired = advance(&w, &started.state, Input::Timer, &ctx(T0 + 30 * MIN));
+        let code = fired.state.offer.as_ref().map(|o| o.code.clone()).unwrap_or_default();
+        let expires = fired.state.offer.as_ref().map_or(0, |o| o.expires_at);
+
+        // The order carries the code, but after the offer expired (the goal's
+        // window is the same 24 hours, so move the goal's deadline out of the way).
+        let mut late_state = fired.state.clone();
+        late_state.wake_at = Some(expires + 60 * MIN);
+        let order = event("e5", "order_completed", "ana", json!({ "coupon": code }));
+        let late = advance(&w, &late_state, Input::Event(&order), &ctx(expires + MIN));
+        assert_eq!(late.state.status, RunStatus::Waiting, "an expired code is no conversion");
+
+        // Nudge's record of an API redemption converts the run at the goal.
+        let mut api = event("e6", OFFER_REDEEMED, "ana", json!({ "code": code, "by": "shop backend" }));
+        api.source = NUDGE_SOURCE.into();
+        let converted = advance(&w, &fired.state, Input::Event(&api), &ctx(T0 + 40 * MIN));
+        assert_eq!(converted.state.status, RunStatus::Converted);
+        // From a sender's source the same name is just an event.
+        let mut forged = api.clone();
+        forged.source = "shop".into();
+        let not = advance(&w, &fired.state, Input::Event(&forged), &ctx(T0 + 40 * MIN));
+        assert_eq!(not.state.status, RunStatus::Waiting);
+    }
+
+    #[test]
+    fn a_goal_reached_while_waiting_elsewhere_converts_the_run_and_skips_the_rest() {
+        let mut w = templates::abandoned_cart();
+        // A goal that needs no code: any order converts.
+        for n in &mut w.nodes {
+            if let NodeKind::Goal { match_offer_code, .. } = &mut n.kind {
+                *match_offer_code = false;
+            }
+        }
+        // The wait listens for checkouts only, so an order is the goal's.
+        for n in &mut w.nodes {
+            if let NodeKind::WaitForEvent { events, .. } = &mut n.kind {
+                *events = vec!["checkout_started".into()];
+            }
+        }
+        let started = start(&w, "wf", "run1", cart("c1", 640.0), &ctx(T0));
+        let order = event("e2", "order_completed", "ana", json!({ "order": "o1" }));
+        let step = advance(&w, &started.state, Input::Event(&order), &ctx(T0 + 5 * MIN));
+        assert_eq!(step.state.status, RunStatus::Converted);
+        assert!(step.actions.is_empty(), "no alert, no offer for a customer who bought");
+        assert_eq!(step.trace.len(), 1);
+        assert_eq!((step.trace[0].node.as_str(), step.trace[0].outcome.as_str()), ("converted", "converted"));
+        assert!(step.trace[0].detail.as_deref().unwrap_or("").contains("while waiting at wait_checkout"));
+    }
+
+    #[test]
+    fn an_event_held_while_the_workflow_was_paused_counts_when_it_resumes() {
+        let w = templates::abandoned_cart();
+        let started = start(&w, "wf", "run1", cart("c1", 640.0), &ctx(T0));
+        let mut checkout = event("e2", "checkout_started", "ana", json!({ "cart": { "id": "c1" } }));
+        checkout.at = T0 + 10 * MIN;
+        let held = hold(&w, &started.state, &checkout, &ctx(T0 + 10 * MIN));
+        assert_eq!(held.state.status, RunStatus::Waiting);
+        assert!(held.actions.is_empty() && held.trace.is_empty());
+        assert_eq!(held.state.inbox.len(), 1);
+        // Resumed after the deadline: the checkout came in time, so no offer.
+        let resumed = advance(&w, &held.state, Input::Timer, &ctx(T0 + 2 * 60 * MIN));
+        assert_eq!(resumed.state.status, RunStatus::Completed);
+        assert!(resumed.actions.is_empty());
+        assert_eq!(resumed.trace[0].outcome, "received");
+        // A checkout that happened after the deadline does not count.
+        let mut late = checkout.clone();
+        late.at = T0 + 45 * MIN;
+        let held = hold(&w, &started.state, &late, &ctx(T0 + 45 * MIN));
+        let resumed = advance(&w, &held.state, Input::Timer, &ctx(T0 + 2 * 60 * MIN));
+        assert_eq!(resumed.trace[0].outcome, "timed_out");
+        assert!(!resumed.actions.is_empty());
     }
 
     #[test]

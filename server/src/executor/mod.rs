@@ -10,6 +10,8 @@ pub mod delivery;
 use anyhow::Context as _;
 use app::service::Ctx;
 use app::store::events::EventRow;
+use app::store::offers::OfferRow;
+use app::store::rollups::metric;
 use app::store::runs::{self, ActionWrite, Batch, Committed, Effect, RunRow, RunWrite, StepWrite};
 use app::store::{now_ms, uuid_v7_floor};
 use app::workflow::eval::{self, Action, Context, EventData, Input, RunState, Step};
@@ -51,6 +53,10 @@ impl ManualClock {
     }
 }
 
+/// How far back a customer's offers are looked at for codes an event carries:
+/// older codes expired long ago (offers are valid for days, not months).
+const OFFER_LOOKBACK_MS: i64 = 90 * 24 * 3_600_000;
+
 /// Events per batch: one transaction, so one fsync, for all of them.
 const BATCH: i64 = 256;
 /// Customers looked up per query (bind parameters stay well under both drivers' limits).
@@ -81,6 +87,8 @@ struct Live {
     trigger_event_id: String,
     started_at: i64,
     new: bool,
+    /// Changed in this batch (a step, or an event kept in its inbox).
+    dirty: bool,
 }
 
 pub struct Executor {
@@ -309,7 +317,11 @@ impl Executor {
         let active: Vec<Version> = self.published.iter().filter(|v| v.active).cloned().collect();
         let mut waiting_of: HashMap<String, Vec<RunRow>> = HashMap::new();
         let mut entered: HashMap<(String, String), i64> = HashMap::new();
+        let mut offers_of: HashMap<String, Vec<OfferRow>> = HashMap::new();
         for chunk in ids.chunks(LOOKUP_CHUNK) {
+            for o in app::store::offers::recent_of_customers(&self.ctx.db, chunk, now_ms() - OFFER_LOOKBACK_MS).await? {
+                offers_of.entry(o.customer_id.clone()).or_default().push(o);
+            }
             for r in runs::waiting_runs_of_many(&self.ctx.db, chunk).await? {
                 waiting_of.entry(r.customer_id.clone()).or_default().push(r);
             }
@@ -329,6 +341,9 @@ impl Executor {
                 }
             };
             let customer = customers.get(&event.customer);
+            if let Some(offers) = offers_of.get_mut(&event.customer) {
+                self.redeem_carried(&mut batch, offers, &event, now);
+            }
             // Waiting runs of this customer, from the database and from this batch.
             for r in waiting_of.remove(&event.customer).unwrap_or_default() {
                 if !live.contains_key(&r.run_id) {
@@ -344,28 +359,20 @@ impl Executor {
                 .collect();
             waiting.sort();
             for (run_id, version, workflow_id) in waiting {
-                if !self.advancing(&workflow_id) {
-                    continue;
-                }
                 let Some(workflow) = self.definition(&workflow_id, version).await? else { continue };
                 let Some(current) = live.get(&run_id).cloned() else { continue };
                 if current.state.status != eval::RunStatus::Waiting {
                     continue;
                 }
                 let ctx = self.context(customer, &event.customer, &workflow, now).await?;
-                let step = eval::advance(&workflow, &current.state, Input::Event(&event), &ctx);
-                // A goal reached with this run's code redeems the code, once.
-                let at_code_goal =
-                    current.state.at.as_deref().and_then(|a| workflow.node(a)).is_some_and(|n| {
-                        matches!(n.kind, app::workflow::NodeKind::Goal { match_offer_code: true, .. })
-                    });
-                if step.state.status == eval::RunStatus::Converted && at_code_goal {
-                    if let Some(offer) = &step.state.offer {
-                        batch.redemptions.push((offer.code.clone(), event.id.clone()));
-                    }
-                }
+                // A paused workflow's runs keep the event for when it resumes.
+                let step = if self.advancing(&workflow_id) {
+                    eval::advance(&workflow, &current.state, Input::Event(&event), &ctx)
+                } else {
+                    eval::hold(&workflow, &current.state, &event, &ctx)
+                };
                 if step.state != current.state {
-                    self.record(&mut batch, &mut live, current, step, now);
+                    self.record(&mut batch, &mut live, current, step, now, Cause::event(row));
                 }
             }
             // Runs this event starts.
@@ -390,8 +397,9 @@ impl Executor {
                     trigger_event_id: event.id.clone(),
                     started_at: now,
                     new: true,
+                    dirty: true,
                 };
-                self.record(&mut batch, &mut live, fresh, step, now);
+                self.record(&mut batch, &mut live, fresh, step, now, Cause::event(row));
             }
         }
         let received: Vec<i64> = events.iter().map(|e| e.received_at).collect();
@@ -407,20 +415,67 @@ impl Executor {
             if !self.advancing(&row.workflow_id) {
                 continue;
             }
-            let Some(current) = to_live(&row) else { continue };
-            let Some(workflow) = self.definition(&row.workflow_id, row.version).await? else { continue };
+            let Some(current) = to_live(&row) else {
+                // Unreadable: failing it keeps it from being due forever.
+                batch.broken.push((row.run_id.clone(), "the run's state cannot be read".into()));
+                continue;
+            };
+            let Some(workflow) = self.definition(&row.workflow_id, row.version).await? else {
+                batch.broken.push((row.run_id.clone(), "the workflow version it runs is gone".into()));
+                continue;
+            };
             let ctx = self.context(customers.get(&row.customer_id), &row.customer_id, &workflow, now).await?;
             let step = eval::advance(&workflow, &current.state, Input::Timer, &ctx);
             if step.state != current.state {
-                self.record(&mut batch, &mut live, current, step, now);
+                self.record(&mut batch, &mut live, current, step, now, Cause::default());
             }
         }
         self.finish(batch, live, &[]).await
     }
 
     /// Adds a step's outcome to the batch and the batch's view of the run.
-    fn record(&mut self, batch: &mut Batch, live: &mut HashMap<String, Live>, mut run: Live, step: Step, now: i64) {
+    fn record(
+        &mut self,
+        batch: &mut Batch,
+        live: &mut HashMap<String, Live>,
+        mut run: Live,
+        step: Step,
+        now: i64,
+        cause: Cause,
+    ) {
         let run_id = step.state.run_id.clone();
+        let workflow_id = step.state.workflow_id.clone();
+        let at = now_ms();
+        // The funnel: a node is entered when the run arrives (not when it
+        // resumes where it waited) and left by the output it took.
+        // Started by this step (a run started earlier in the batch is in `live`).
+        let starting = run.new && !live.contains_key(&run_id);
+        let resumed_at = (!starting).then(|| run.state.at.clone()).flatten();
+        for (i, t) in step.trace.iter().enumerate() {
+            if t.node == app::workflow::validate::END || t.outcome == "redeemed" {
+                continue;
+            }
+            let resume = i == 0 && resumed_at.as_deref() == Some(t.node.as_str());
+            if !resume {
+                batch.tally.add(metric::NODE_ENTERED, &workflow_id, &format!("{}:{}", run.version, t.node), at, 1);
+            }
+            if t.outcome != "waiting" {
+                let key = format!("{}:{}:{}", run.version, t.node, t.outcome);
+                batch.tally.add(metric::NODE_EXIT, &workflow_id, &key, at, 1);
+            }
+        }
+        if starting {
+            batch.tally.add_both(metric::RUNS_STARTED, &workflow_id, "", at);
+        }
+        let ended = match step.state.status {
+            eval::RunStatus::Waiting => None,
+            eval::RunStatus::Completed => Some(metric::RUNS_COMPLETED),
+            eval::RunStatus::Converted => Some(metric::RUNS_CONVERTED),
+            eval::RunStatus::Failed => Some(metric::RUNS_FAILED),
+        };
+        if let Some(m) = ended.filter(|_| starting || run.state.status == eval::RunStatus::Waiting) {
+            batch.tally.add_both(m, &workflow_id, "", at);
+        }
         for t in step.trace {
             self.seq += 1;
             batch.steps.push(StepWrite {
@@ -433,16 +488,77 @@ impl Executor {
             });
         }
         for action in step.actions {
-            batch.actions.push(action_write(&run_id, &step.state.workflow_id, &run.customer, action));
+            let mut write = action_write(&run_id, &step.state.workflow_id, &run.customer, action);
+            write.caused_at = cause.event_received_at;
+            batch.actions.push(write);
         }
         run.state = step.state;
+        run.dirty = true;
         live.insert(run_id, run);
+    }
+
+    /// Redeems the customer's offer codes an event carries (an order with its
+    /// coupon), once; a used or expired code is refused, and the refusal is
+    /// written into the offer's run trace with the reason.
+    fn redeem_carried(&mut self, batch: &mut Batch, offers: &mut [OfferRow], event: &EventData, now: i64) {
+        // Nudge's own record of an API redemption was redeemed already.
+        if event.source == eval::NUDGE_SOURCE {
+            return;
+        }
+        for offer in offers.iter_mut().filter(|o| eval::carries_code(&event.payload, &o.code)) {
+            let refusal = match offer.redeemed_at {
+                Some(at) => Some(format!(
+                    "{} carried by {} {} was already redeemed at {} by {}",
+                    offer.code,
+                    event.name,
+                    event.id,
+                    app::pages::settings::format_ms(at),
+                    offer.redeemed_by.as_deref().unwrap_or("?")
+                )),
+                None if offer.expires_at <= now => Some(format!(
+                    "{} carried by {} {} had expired at {}",
+                    offer.code,
+                    event.name,
+                    event.id,
+                    app::pages::settings::format_ms(offer.expires_at)
+                )),
+                None => None,
+            };
+            let node = offer.action_key.split_once(':').map_or("offer", |(_, n)| n).to_string();
+            self.seq += 1;
+            match refusal {
+                Some(why) => {
+                    tracing::info!(code = %offer.code, event = %event.id, reason = %why, "Offer redemption refused.");
+                    batch.steps.push(StepWrite {
+                        run_id: offer.run_id.clone(),
+                        seq: self.seq,
+                        node,
+                        outcome: "redemption_refused".into(),
+                        detail: Some(why),
+                        at: now,
+                    });
+                }
+                None => {
+                    batch.redemptions.push((offer.code.clone(), event.id.clone()));
+                    batch.steps.push(StepWrite {
+                        run_id: offer.run_id.clone(),
+                        seq: self.seq,
+                        node,
+                        outcome: "redeemed".into(),
+                        detail: Some(format!("{} by {} {}", offer.code, event.name, event.id)),
+                        at: now,
+                    });
+                    offer.redeemed_at = Some(now);
+                    offer.redeemed_by = Some(format!("event {}", event.id));
+                }
+            }
+        }
     }
 
     async fn finish(&mut self, mut batch: Batch, live: HashMap<String, Live>, received: &[i64]) -> anyhow::Result<()> {
         for (run_id, l) in live {
             // Runs read from the database but left unchanged need no write.
-            if !l.new && !batch.steps.iter().any(|s| s.run_id == run_id) {
+            if !l.new && !l.dirty {
                 continue;
             }
             batch.runs.push(RunWrite {
@@ -468,8 +584,9 @@ impl Executor {
         if committed.webhooks > 0 {
             self.ctx.signals.deliveries.notify_one();
         }
-        if self.ctx.live.subscribers() > 0 {
+        if self.ctx.live.wanted() {
             self.announce(&batch, &committed).await;
+            self.ctx.live.count(committed.tally.totals());
         }
         if let Some(m) = &self.metrics {
             let now = now_ms();
@@ -561,6 +678,18 @@ impl Executor {
     }
 }
 
+/// What made a step happen: an event (and when it arrived), or a timer.
+#[derive(Debug, Default, Clone, Copy)]
+struct Cause {
+    event_received_at: Option<i64>,
+}
+
+impl Cause {
+    fn event(row: &EventRow) -> Self {
+        Cause { event_received_at: Some(row.received_at) }
+    }
+}
+
 fn to_live(row: &RunRow) -> Option<Live> {
     let state: RunState = match serde_json::from_str(&row.state) {
         Ok(s) => s,
@@ -576,6 +705,7 @@ fn to_live(row: &RunRow) -> Option<Live> {
         trigger_event_id: row.trigger_event_id.clone(),
         started_at: row.started_at,
         new: false,
+        dirty: false,
     })
 }
 
@@ -609,6 +739,7 @@ fn action_write(run_id: &str, workflow_id: &str, customer: &str, action: Action)
         kind,
         payload,
         effect,
+        caused_at: None,
     }
 }
 
