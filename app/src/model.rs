@@ -412,3 +412,176 @@ pub struct Alert {
     pub resolved_at: Option<i64>,
     pub created_at: i64,
 }
+
+/// Engagement figures over a range (the dashboard's tiles).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Figures {
+    pub events: i64,
+    pub runs_started: i64,
+    pub runs_converted: i64,
+    pub offers_issued: i64,
+    pub offers_redeemed: i64,
+    pub alerts_raised: i64,
+    /// Runs converted per run started (0 when none started).
+    pub conversion_rate: f64,
+    /// Median time from an event's arrival to the commit of the actions it caused.
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+}
+
+/// A name and how often it occurred (top event names, sources, outputs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Ranked {
+    pub name: String,
+    /// The thing's id where the name is a label (a source's id).
+    pub id: String,
+    pub count: i64,
+}
+
+/// Offers issued and redeemed by one workflow in a range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct WorkflowOffers {
+    pub workflow_id: String,
+    pub name: String,
+    pub issued: i64,
+    pub redeemed: i64,
+}
+
+/// The dashboard: figures for a range and the range before it, open alerts,
+/// top event names and sources, offers by workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct MetricsSummary {
+    /// `1h`, `24h`, `7d` or `30d`.
+    pub range: String,
+    pub from: i64,
+    pub to: i64,
+    /// Only this workflow's figures (events are the installation's).
+    pub workflow_id: Option<String>,
+    pub current: Figures,
+    pub previous: Figures,
+    pub open_alerts: i64,
+    pub top_events: Vec<Ranked>,
+    pub top_sources: Vec<Ranked>,
+    pub offers_by_workflow: Vec<WorkflowOffers>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Point {
+    /// The bucket's start (unix ms).
+    pub t: i64,
+    pub v: i64,
+}
+
+/// One counter over a range, in buckets of `step_ms` (every bucket present).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TimeSeries {
+    pub metric: String,
+    pub range: String,
+    pub step_ms: i64,
+    pub from: i64,
+    pub to: i64,
+    pub points: Vec<Point>,
+}
+
+/// The metrics a time series can show.
+pub const SERIES_METRICS: [&str; 8] = [
+    "events",
+    "runs_started",
+    "runs_converted",
+    "runs_completed",
+    "offers_issued",
+    "offers_redeemed",
+    "alerts_raised",
+    "webhooks",
+];
+
+/// A range's length, the rollup rows it reads (per minute or per hour) and
+/// its chart's default bucket: `None` for an unknown range.
+pub fn range_spec(range: &str) -> Option<(i64, i64, i64)> {
+    const MIN: i64 = 60_000;
+    const HOUR: i64 = 60 * MIN;
+    match range {
+        "1h" => Some((HOUR, MIN, MIN)),
+        "24h" => Some((24 * HOUR, MIN, 15 * MIN)),
+        "7d" => Some((7 * 24 * HOUR, HOUR, 2 * HOUR)),
+        "30d" => Some((30 * 24 * HOUR, HOUR, 6 * HOUR)),
+        _ => None,
+    }
+}
+
+pub const RANGES: [&str; 4] = ["1h", "24h", "7d", "30d"];
+
+/// The `q`-quantile (0..1) of a latency histogram given as counts per bucket
+/// with these upper bounds, interpolated within its bucket; `None` when empty.
+pub fn histogram_quantile(counts: &[i64], bounds: &[i64], q: f64) -> Option<f64> {
+    let total: i64 = counts.iter().sum();
+    if total <= 0 {
+        return None;
+    }
+    let rank = q * total as f64;
+    let mut seen = 0i64;
+    for (i, &n) in counts.iter().enumerate() {
+        if n > 0 && (seen + n) as f64 >= rank {
+            let lower = if i == 0 { 0 } else { bounds[i - 1] } as f64;
+            // The open last bucket reports its lower bound: no made-up tail.
+            let upper = bounds.get(i).copied().filter(|b| *b != i64::MAX).map_or(lower, |b| b as f64);
+            let within = ((rank - seen as f64) / n as f64).clamp(0.0, 1.0);
+            return Some(lower + (upper - lower) * within);
+        }
+        seen += n;
+    }
+    None
+}
+
+/// Runs through one node of a workflow version: entered, waiting there now,
+/// and how they left (by output).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct FunnelStep {
+    pub node: String,
+    /// The node's kind, for people (`Wait for event`, …).
+    pub kind: String,
+    pub entered: i64,
+    pub waiting: i64,
+    pub exits: Vec<Ranked>,
+}
+
+/// A workflow version's funnel over a range: entered → each node → converted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Funnel {
+    pub workflow_id: String,
+    pub version: i64,
+    pub range: String,
+    pub entered: i64,
+    pub converted: i64,
+    /// In path order from the trigger.
+    pub steps: Vec<FunnelStep>,
+}
+
+#[cfg(test)]
+mod metric_tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_come_from_the_histogram_interpolated_within_a_bucket() {
+        let bounds = [1, 2, 5, 10, i64::MAX];
+        assert_eq!(histogram_quantile(&[0, 0, 0, 0, 0], &bounds, 0.5), None);
+        // 10 events between 2 and 5 ms: the median is halfway.
+        assert_eq!(histogram_quantile(&[0, 0, 10, 0, 0], &bounds, 0.5), Some(3.5));
+        // 90 fast, 10 slow: p50 in the first bucket, p95 in the 5–10 ms one.
+        let p95 = histogram_quantile(&[90, 0, 0, 10, 0], &bounds, 0.95).unwrap();
+        assert!((p95 - 7.5).abs() < 1e-9, "{p95}");
+        assert!(histogram_quantile(&[90, 0, 0, 10, 0], &bounds, 0.5).unwrap() <= 1.0);
+        // The open bucket reports its floor.
+        assert_eq!(histogram_quantile(&[0, 0, 0, 0, 3], &bounds, 0.99), Some(10.0));
+        assert_eq!(range_spec("24h"), Some((86_400_000, 60_000, 900_000)));
+        assert_eq!(range_spec("2w"), None);
+    }
+}

@@ -91,6 +91,10 @@ async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
                 Ok(n) => tracing::info!(removed = n, "Pruned expired dedupe keys."),
                 Err(err) => tracing::warn!(error = %err, "Pruning dedupe keys failed."),
             }
+            // Per-minute counters past their retention; hourly ones stay.
+            if let Err(err) = app::store::rollups::prune(&prune_db, app::store::now_ms()).await {
+                tracing::warn!(error = %err, "Pruning per-minute counters failed.");
+            }
         }
     });
 

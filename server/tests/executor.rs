@@ -627,3 +627,99 @@ async fn runs_offers_and_alerts_stream_live_as_the_executor_commits_them() {
         assert!(!text.contains("event: events"), "only the topics asked for");
     }
 }
+
+#[tokio::test]
+async fn the_dashboard_figures_time_series_and_funnel_count_what_the_executor_did() {
+    use axum::http::Method;
+    for db in testing::all().await {
+        let ctx = Ctx::new(db.clone());
+        let app = router(&ctx);
+        let secret = source(&ctx).await;
+        let id = publish_template(&ctx, "abandoned_cart").await;
+        publish_template(&ctx, "high_value_transaction").await;
+        let viewer = common::key(&db, app::model::Role::Viewer).await;
+        let clock = Arc::new(ManualClock::default());
+        clock.set(T0);
+        let mut executor = Executor::new(ctx.clone(), clock.clone());
+        let post = |body: serde_json::Value| {
+            let req = hook("shop", &secret, &body.to_string());
+            let app = app.clone();
+            async move { assert_eq!(send(&app, req).await.status, StatusCode::ACCEPTED) }
+        };
+        for (c, value) in [("ana", 80), ("bob", 640), ("cy", 20)] {
+            post(json!({ "id": format!("cart-{c}"), "type": "cart_updated", "customer": { "id": c }, "cart": { "id": c, "value": value } })).await;
+        }
+        post(
+            json!({ "id": "co-ana", "type": "checkout_started", "customer": { "id": "ana" }, "cart": { "id": "ana" } }),
+        )
+        .await;
+        // A big transaction: its alert and offer follow the event at once.
+        post(json!({ "id": "t1", "type": "transaction_completed", "customer": { "id": "dee" }, "amount": 20_000 }))
+            .await;
+        executor.drain().await.unwrap();
+        clock.set(T0 + 30 * MIN);
+        executor.drain().await.unwrap();
+        let code = text(&db, "select code from offer where customer_id = 'bob'").await;
+        post(json!({ "id": "order-bob", "type": "order_completed", "customer": { "id": "bob" }, "coupon": code }))
+            .await;
+        executor.drain().await.unwrap();
+        // A replayed drain counts nothing twice.
+        executor.drain().await.unwrap();
+
+        let s = common::api(&app, Method::GET, "/api/v1/metrics/summary?range=1h", &viewer, None).await;
+        assert_eq!(s.status, StatusCode::OK, "{}", s.body);
+        let s = s.json();
+        let now = &s["current"];
+        assert_eq!(now["events"], 6);
+        assert_eq!(now["runs_started"], 4);
+        assert_eq!(now["runs_converted"], 1);
+        assert_eq!((now["offers_issued"].as_i64(), now["offers_redeemed"].as_i64()), (Some(2), Some(1)));
+        assert_eq!(now["alerts_raised"], 2);
+        assert!((now["conversion_rate"].as_f64().unwrap() - 0.25).abs() < 1e-9);
+        // Only actions an event caused count (a timer's are not "event to action").
+        let p50 = now["latency_p50_ms"].as_f64().unwrap();
+        assert!(p50 >= 0.0 && p50 <= now["latency_p95_ms"].as_f64().unwrap(), "{now}");
+        assert_eq!(s["previous"]["events"], 0);
+        assert_eq!(s["open_alerts"], 2);
+        assert_eq!(s["top_events"][0], json!({ "name": "cart_updated", "id": "cart_updated", "count": 3 }));
+        assert_eq!(s["top_sources"][0]["name"], "Shop");
+        assert_eq!(s["top_sources"][0]["count"], 6);
+        assert_eq!(s["offers_by_workflow"][0]["name"], "Abandoned cart rescue");
+        assert_eq!(s["offers_by_workflow"][0]["redeemed"], 1);
+
+        let series =
+            common::api(&app, Method::GET, "/api/v1/metrics/timeseries?metric=events&range=1h", &viewer, None).await;
+        let series = series.json();
+        assert_eq!(series["step_ms"], 60_000);
+        let points = series["points"].as_array().unwrap();
+        assert_eq!(points.len(), 60);
+        assert_eq!(points.iter().map(|p| p["v"].as_i64().unwrap()).sum::<i64>(), 6);
+
+        let f = common::api(&app, Method::GET, &format!("/api/v1/workflows/{id}/funnel?range=1h"), &viewer, None).await;
+        assert_eq!(f.status, StatusCode::OK, "{}", f.body);
+        let f = f.json();
+        assert_eq!(
+            (f["version"].as_i64(), f["entered"].as_i64(), f["converted"].as_i64()),
+            (Some(1), Some(3), Some(1))
+        );
+        let step = |node: &str| f["steps"].as_array().unwrap().iter().find(|s| s["node"] == node).unwrap().clone();
+        assert_eq!(f["steps"][0]["node"], "trigger");
+        let wait = step("wait_checkout");
+        assert_eq!(wait["entered"], 3, "resuming is not entering again: {wait}");
+        let exits: std::collections::HashMap<String, i64> = wait["exits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["name"].as_str().unwrap().to_string(), e["count"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(exits, [("received".to_string(), 1), ("timed_out".to_string(), 2)].into_iter().collect());
+        assert_eq!(step("offer")["entered"], 1);
+        assert_eq!(step("converted")["waiting"], 0);
+
+        let bad = common::api(&app, Method::GET, "/api/v1/metrics/summary?range=2w", &viewer, None).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(bad.json()["detail"].as_str().unwrap().contains("1h, 24h, 7d, 30d"), "{}", bad.body);
+        let bad = common::api(&app, Method::GET, "/api/v1/metrics/timeseries?metric=gossip", &viewer, None).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

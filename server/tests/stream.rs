@@ -17,8 +17,8 @@ use serde_json::json;
 use tower::ServiceExt;
 
 fn stream_request(key: &str, topics: &str, last_id: Option<&str>) -> Request<Body> {
-    let mut req = Request::get(format!("/api/v1/stream?topics={topics}"))
-        .header(header::AUTHORIZATION, format!("Bearer {key}"));
+    let mut req =
+        Request::get(format!("/api/v1/stream?topics={topics}")).header(header::AUTHORIZATION, format!("Bearer {key}"));
     if let Some(id) = last_id {
         req = req.header("last-event-id", id);
     }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod events;
 pub mod ingest;
 pub mod live;
+pub mod metrics;
 pub mod runs;
 pub mod signature;
 pub mod sources;

@@ -191,3 +191,31 @@ pub async fn prune(db: &Db, now: i64) -> sqlx::Result<u64> {
     let sql = "delete from metric_rollup where step = $1 and bucket < $2";
     crate::execute!(db, sqlx::query(sql).bind(MINUTE).bind(now - MINUTE_RETENTION_MS))
 }
+
+/// Totals of every un-keyed metric in `[from, to)` for `workflow` ("" = all).
+pub async fn totals(db: &Db, workflow: &str, step: i64, from: i64, to: i64) -> sqlx::Result<Vec<(String, i64)>> {
+    let sql = "select metric, cast(sum(value) as bigint) from metric_rollup where workflow_id = $1 and key = '' \
+               and step = $2 and bucket >= $3 and bucket < $4 group by metric";
+    with_pool!(db, p => sqlx::query_as::<_, (String, i64)>(sql)
+        .bind(workflow).bind(step).bind(from).bind(to)
+        .fetch_all(p).await)
+}
+
+pub async fn workflow_names(db: &Db) -> sqlx::Result<HashMap<String, String>> {
+    let sql = "select workflow_id, name from workflow";
+    let rows: Vec<(String, String)> = with_pool!(db, p => sqlx::query_as(sql).fetch_all(p).await)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Alerts still open, of one workflow or all ("").
+pub async fn open_alerts(db: &Db, workflow: &str) -> sqlx::Result<i64> {
+    let sql = "select count(*) from alert where status = 'open' and ($1 = '' or workflow_id = $1)";
+    with_pool!(db, p => sqlx::query_scalar::<_, i64>(sql).bind(workflow).fetch_one(p).await)
+}
+
+/// Runs of a workflow version waiting now, by the node they wait at.
+pub async fn waiting_at(db: &Db, workflow_id: &str, version: i64) -> sqlx::Result<Vec<(String, i64)>> {
+    let sql = "select at_node, count(*) from run where workflow_id = $1 and status = 'waiting' and version = $2 \
+               and at_node is not null group by at_node";
+    with_pool!(db, p => sqlx::query_as::<_, (String, i64)>(sql).bind(workflow_id).bind(version).fetch_all(p).await)
+}

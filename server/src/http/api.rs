@@ -40,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/stream", get(super::stream::stream))
         .merge(super::workflows::routes())
         .merge(super::runs::routes())
+        .merge(super::dashboard::routes())
         .fallback(not_found)
 }
 

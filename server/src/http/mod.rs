@@ -1,6 +1,7 @@
 //! HTTP adapters: the REST API, health, metrics, OpenAPI and the security middleware.
 
 pub mod api;
+pub mod dashboard;
 pub mod error;
 pub mod guard;
 pub mod health;

@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations.
 
 use super::error::ErrorBody;
-use super::{api, runs, workflows};
+use super::{api, dashboard, runs, workflows};
 use crate::AppState;
 use axum::routing::get;
 use axum::Router;
@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         workflows::list_templates,
         runs::list_runs, runs::get_run, runs::list_offers, runs::get_offer, runs::redeem_offer,
         runs::list_alerts, runs::acknowledge_alert, runs::resolve_alert,
+        dashboard::summary, dashboard::timeseries, dashboard::funnel,
     ),
     components(schemas(ErrorBody, app::model::Role)),
     modifiers(&BearerAuth),
