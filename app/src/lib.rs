@@ -24,7 +24,7 @@ use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::path;
 use pages::{
     auth::{LoginPage, SetupPage},
-    dashboard::DashboardPage,
+    dashboard::{DashboardPage, WorkflowDashboardPage},
     designer::DesignerPage,
     events::{CustomerPage, EventsPage},
     not_found::NotFound,
@@ -77,6 +77,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=DashboardPage />
                     <Route path=path!("workflows") view=WorkflowsPage />
                     <Route path=path!("workflows/:id") view=DesignerPage />
+                    <Route path=path!("workflows/:id/dashboard") view=WorkflowDashboardPage />
                     <Route path=path!("sources") view=SourcesPage />
                     <Route path=path!("sources/:slug") view=SourceDetailPage />
                     <Route path=path!("events") view=EventsPage />

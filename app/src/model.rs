@@ -459,6 +459,8 @@ pub struct MetricsSummary {
     pub range: String,
     pub from: i64,
     pub to: i64,
+    /// When the figures were read (unix ms): live counts after it add to them.
+    pub at: i64,
     /// Only this workflow's figures (events are the installation's).
     pub workflow_id: Option<String>,
     pub current: Figures,
@@ -486,6 +488,8 @@ pub struct TimeSeries {
     pub step_ms: i64,
     pub from: i64,
     pub to: i64,
+    /// When the counts were read (unix ms).
+    pub at: i64,
     pub points: Vec<Point>,
 }
 
@@ -583,5 +587,38 @@ mod metric_tests {
         assert_eq!(histogram_quantile(&[0, 0, 0, 0, 3], &bounds, 0.99), Some(10.0));
         assert_eq!(range_spec("24h"), Some((86_400_000, 60_000, 900_000)));
         assert_eq!(range_spec("2w"), None);
+    }
+}
+
+/// In live `metrics` messages only: open alerts worked (acknowledged or resolved), as −1 each.
+pub const OPEN_ALERTS_DELTA: &str = "open_alerts";
+
+/// One counter's increase since the last live `metrics` message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct MetricCount {
+    pub metric: String,
+    /// Empty for the installation's total.
+    pub workflow_id: String,
+    pub key: String,
+    pub n: i64,
+}
+
+/// The live `metrics` message: what the counters gained since the last one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct MetricTick {
+    pub at: i64,
+    pub counts: Vec<MetricCount>,
+}
+
+impl MetricTick {
+    /// The increase of `metric` (un-keyed) for `workflow` ("" = the total).
+    pub fn gain(&self, metric: &str, workflow: &str) -> i64 {
+        self.counts
+            .iter()
+            .filter(|c| c.metric == metric && c.workflow_id == workflow && c.key.is_empty())
+            .map(|c| c.n)
+            .sum()
     }
 }

@@ -1,6 +1,7 @@
 //! Reusable pieces of UI.
 
 pub mod canvas;
+pub mod chart;
 pub mod forms;
 pub mod graph;
 pub mod live;

@@ -704,6 +704,9 @@ fn Toolbar(ed: Ed, issues: Memo<Vec<Issue>>, show_versions: RwSignal<bool>, show
             <a class="button small" data-testid="workflow-runs" href=move || format!("/runs?workflow={}", ed.id.get_value())>
                 "Runs"
             </a>
+            <a class="button small" data-testid="workflow-dashboard" href=move || format!("/workflows/{}/dashboard", ed.id.get_value())>
+                "Dashboard"
+            </a>
             <button class="small" data-testid="export" on:click=move |_| show_export.update(|s| *s = !*s)>
                 "Export"
             </button>

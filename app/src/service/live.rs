@@ -36,22 +36,7 @@ pub enum Resume {
     Resync,
 }
 
-/// One counter's increase since the last `metrics` tick.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Count {
-    pub metric: String,
-    /// Empty for the installation's total.
-    pub workflow_id: String,
-    pub key: String,
-    pub n: i64,
-}
-
-/// The `metrics` message: what the counters gained since the last one.
-#[derive(Debug, Clone, Serialize)]
-pub struct Tick {
-    pub at: i64,
-    pub counts: Vec<Count>,
-}
+pub use crate::model::{MetricCount as Count, MetricTick as Tick};
 
 /// How often the counters' increases are sent, at most.
 pub const TICK_MS: u64 = 1000;

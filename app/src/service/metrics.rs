@@ -90,6 +90,7 @@ pub async fn summary(
         range: range.to_string(),
         from,
         to,
+        at: now,
         workflow_id: workflow.map(str::to_string),
         current,
         previous,
@@ -135,7 +136,7 @@ pub async fn timeseries(
             p.v += v;
         }
     }
-    Ok(TimeSeries { metric: name.to_string(), range: range.to_string(), step_ms: step, from, to, points })
+    Ok(TimeSeries { metric: name.to_string(), range: range.to_string(), step_ms: step, from, to, at: now, points })
 }
 
 /// A workflow version's funnel over `range` (any role): each node in path

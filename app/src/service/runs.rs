@@ -158,6 +158,12 @@ pub async fn list_alerts(
     Ok(paginate(rows, limit, |r| r.alert_id.clone(), |r| r.to_alert()))
 }
 
+/// Tells live dashboards that an open alert was worked (their count of open ones drops).
+fn count_closed(ctx: &Ctx, workflow_id: &str) {
+    let m = crate::model::OPEN_ALERTS_DELTA;
+    ctx.live.count([(m, "", "", -1), (m, workflow_id, "", -1)]);
+}
+
 async fn alert_row(ctx: &Ctx, alert_id: &str) -> AppResult<store::offers::AlertRow> {
     store::offers::alert(&ctx.db, alert_id).await?.ok_or_else(|| AppError::NotFound(format!("No alert '{alert_id}'.")))
 }
@@ -170,16 +176,20 @@ pub async fn acknowledge_alert(ctx: &Ctx, actor: &Actor, alert_id: &str) -> AppR
     }
     let alert = alert_row(ctx, alert_id).await?.to_alert();
     ctx.live.publish("alerts", &alert);
+    count_closed(ctx, &row.workflow_id);
     Ok(alert)
 }
 
 pub async fn resolve_alert(ctx: &Ctx, actor: &Actor, alert_id: &str) -> AppResult<Alert> {
     actor.require(Role::Editor)?;
-    alert_row(ctx, alert_id).await?;
+    let before = alert_row(ctx, alert_id).await?;
     if !store::offers::resolve(&ctx.db, alert_id, &actor.me().name).await? {
         return Err(AppError::Conflict("The alert is resolved already.".into()));
     }
     let alert = alert_row(ctx, alert_id).await?.to_alert();
     ctx.live.publish("alerts", &alert);
+    if before.status == "open" {
+        count_closed(ctx, &before.workflow_id);
+    }
     Ok(alert)
 }
