@@ -5,6 +5,7 @@
 use crate::components::canvas::{
     self, curve, family, icon, node_height, port_label, port_offset, port_point, Viewport, NODE_W,
 };
+use crate::components::live::use_live_ticks;
 use crate::error::AppError;
 use crate::model::{WorkflowStatus, WorkflowSummary, WorkflowVersion};
 use crate::pages::settings::format_ms;
@@ -82,6 +83,8 @@ struct Ed {
     pointer: RwSignal<Option<(String, String, f64, f64)>>,
     notice: RwSignal<Option<(bool, String)>>,
     versions_changed: RwSignal<u32>,
+    /// The running version's counts per node (last 24 h), when it runs.
+    live: RwSignal<std::collections::HashMap<String, crate::model::FunnelStep>>,
 }
 
 impl Ed {
@@ -409,10 +412,33 @@ fn Designer(detail: crate::model::WorkflowDetail, editable: bool) -> AnyView {
         pointer: RwSignal::new(None),
         notice: RwSignal::new(None),
         versions_changed: RwSignal::new(0),
+        live: RwSignal::new(Default::default()),
     };
     let issues = Memo::new(move |_| validate(&ed.shown()));
     let show_versions = RwSignal::new(false);
     let show_export = RwSignal::new(false);
+
+    // Live node counters: the running version's funnel, fetched again
+    // (at most twice a second) whenever this workflow's counters move.
+    let wf_id = detail.summary.workflow_id.clone();
+    let (_live_status, ticks) = use_live_ticks("metrics", move |text| text.contains(&wf_id));
+    let runs_now = move || ed.summary.with(|s| s.as_ref().is_some_and(|s| s.active_version.is_some()));
+    // Only the browser fetches them: the server renders the canvas without.
+    let counts = LocalResource::new(move || {
+        let runs = runs_now();
+        ticks.track();
+        ed.versions_changed.track();
+        async move {
+            if !runs {
+                return None;
+            }
+            crate::pages::dashboard::workflow_funnel(ed.id.get_value(), "24h".into()).await.ok().map(|(_, f)| f)
+        }
+    });
+    Effect::new(move |_| {
+        let steps = counts.get().flatten().map(|f| f.steps).unwrap_or_default();
+        ed.live.set(steps.into_iter().map(|s| (s.node.clone(), s)).collect());
+    });
 
     // Fit the workflow once the canvas has a size.
     Effect::new(move |_| {
@@ -1018,6 +1044,17 @@ fn NodeCard(ed: Ed, id: String, issues: Memo<Vec<Issue>>) -> impl IntoView {
                 <div class="node-summary">{canvas::summary(&n.kind)}</div>
                 <div class="node-id">{n.id.clone()}</div>
                 {port_views}
+                {move || {
+                    let step = ed.live.with(|l| l.get(&node_id.get_value()).cloned())?;
+                    let exits = step.exits.iter().map(|e| format!(" · {} {}", e.name.replace('_', " "), e.count)).collect::<String>();
+                    Some(view! {
+                        <div class="node-live" data-testid=format!("live-{}", step.node) title="Runs of the running version, last 24 hours">
+                            <span class="live-in">{step.entered}" in"</span>
+                            {(step.waiting > 0).then(|| view! { <span class="live-wait">" · "{step.waiting}" waiting"</span> })}
+                            {exits}
+                        </div>
+                    })
+                }}
             </div>
         })
     }
@@ -2215,6 +2252,7 @@ fn Inspector(ed: Ed, issues: Memo<Vec<Issue>>) -> AnyView {
                     <FieldIssues issues node=id.clone() field="" />
                     {node_form(ed, issues, &id, type_name)}
                     <OutputsEditor ed issues node=id.clone() />
+                    <NodeRuns ed node=id.clone() />
                     <Show when=move || !ed.read_only()>
                         <div class="actions">
                             <button class="small" on:click=move |_| ed.duplicate_selected()>"Duplicate"</button>
@@ -2530,4 +2568,55 @@ fn js_sys_array(text: &str) -> wasm_bindgen::JsValue {
     let array = js_sys::Array::new();
     array.push(&wasm_bindgen::JsValue::from_str(text));
     array.into()
+}
+
+#[server]
+pub async fn node_runs(workflow_id: String, node: String) -> Result<Vec<crate::model::Run>, AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        crate::service::runs::recent_at_node(&ctx, &actor, &workflow_id, &node).await
+    })
+    .await
+}
+
+/// The latest runs that passed the selected node, once the workflow runs.
+#[component]
+fn NodeRuns(ed: Ed, node: String) -> impl IntoView {
+    let node = StoredValue::new(node);
+    let counted = move || ed.live.with(|l| l.contains_key(&node.get_value()));
+    let runs = LocalResource::new(move || {
+        let wanted = counted();
+        // Follow the counters: new runs show up as they pass.
+        ed.live.track();
+        async move {
+            if !wanted {
+                return Vec::new();
+            }
+            node_runs(ed.id.get_value(), node.get_value()).await.unwrap_or_default()
+        }
+    });
+    view! {
+        <Show when=counted>
+            <h4 class="inspector-sub">"Recent runs here"</h4>
+            {move || {
+                let list = runs.get().unwrap_or_default();
+                if list.is_empty() {
+                    view! { <p class="muted small">"No run has passed this node yet."</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="node-runs" data-testid="node-runs">
+                            {list.into_iter().map(|r| view! {
+                                <li>
+                                    <a href=format!("/runs/{}", r.run_id)>{r.customer_id.clone()}</a>
+                                    " "<span class=crate::pages::runs::status_class(&r.status)>{r.status.clone()}</span>
+                                    <span class="muted small">" "{format_ms(r.started_at)}</span>
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                    }.into_any()
+                }
+            }}
+        </Show>
+    }
 }

@@ -89,7 +89,7 @@ pub async fn work_alert(alert_id: String, resolve: bool) -> Result<Alert, AppErr
     .await
 }
 
-fn status_class(status: &str) -> &'static str {
+pub(crate) fn status_class(status: &str) -> &'static str {
     match status {
         "converted" | "completed" | "resolved" => "badge ok",
         "waiting" | "acknowledged" => "badge warn",

@@ -44,6 +44,12 @@ pub async fn list_runs(
     Ok(paginate(rows, limit, |r| r.run_id.clone(), |r| r.to_run()))
 }
 
+/// The latest runs of a workflow that passed one node (the live canvas's node click).
+pub async fn recent_at_node(ctx: &Ctx, actor: &Actor, workflow_id: &str, node: &str) -> AppResult<Vec<Run>> {
+    actor.require(Role::Viewer)?;
+    Ok(store::runs::recent_at_node(&ctx.db, workflow_id, node, 10).await?.iter().map(|r| r.to_run()).collect())
+}
+
 pub async fn get_run(ctx: &Ctx, actor: &Actor, run_id: &str) -> AppResult<RunDetail> {
     actor.require(Role::Viewer)?;
     let row =

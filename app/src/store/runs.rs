@@ -642,3 +642,13 @@ pub async fn actions(db: &Db, run_id: &str) -> sqlx::Result<Vec<crate::model::Ru
         })
         .collect())
 }
+
+/// Runs of a workflow that passed `node` lately (among its last thousand), newest first.
+pub async fn recent_at_node(db: &Db, workflow_id: &str, node: &str, limit: i64) -> sqlx::Result<Vec<RunRow>> {
+    let sql = format!(
+        "select {RUN_COLUMNS} from run where run_id in (select s.run_id from run_step s where s.node = $2 \
+         and s.run_id in (select run_id from run where workflow_id = $1 order by run_id desc limit 1000)) \
+         order by run_id desc limit $3"
+    );
+    with_pool!(db, p => sqlx::query_as::<_, RunRow>(&sql).bind(workflow_id).bind(node).bind(limit).fetch_all(p).await)
+}
