@@ -19,7 +19,7 @@ export TEST_POSTGRES_URL
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 
-.PHONY: bench-ingest bench-executor
+.PHONY: bench-ingest bench-executor bench-sse bench-dashboard
 .PHONY: run test tools tool-rust tool-cargo-leptos tool-wasm-bindgen tool-chromium tool-npm \
         fmt-check clippy rust-test build-release e2e clean-data
 
@@ -117,6 +117,38 @@ bench-executor:
 	workflows=3; for run in "16 1" "64 1" "16 100"; do set -- $$run; \
 	  target/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --concurrency $$1 --batch $$2 --seconds $(BENCH_SECONDS) --workflows $$workflows; \
 	  workflows=0; \
+	done
+
+## The live stream: 1,000 SSE clients with 20 events a second (event → client
+## p50/p99), then 10,000 idle clients (server memory per client).
+bench-sse:
+	cargo build --release -p server --bins
+	@ulimit -n 65536; dir=$$(mktemp -d /tmp/nudge-bench.XXXXXX); \
+	export NUDGE_DATA_DIR=$$dir NUDGE_ADDR=$(BENCH_ADDR) NUDGE_INGEST_RATE_LIMIT=0 NUDGE_LOG=warn; \
+	key=$$(target/release/nudge api-key create --name bench --role editor 2>/dev/null); \
+	target/release/nudge & pid=$$!; trap "kill $$pid 2>/dev/null; rm -rf $$dir" EXIT; \
+	for i in $$(seq 50); do curl -sf http://$(BENCH_ADDR)/healthz >/dev/null && break; sleep 0.1; done; \
+	echo "nudge-load SSE against $(BENCH_ADDR), $$(nproc) cores"; \
+	target/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --sse-clients 1000 --rate 20 --seconds $(BENCH_SECONDS) --server-pid $$pid; \
+	target/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --sse-clients 10000 --rate 1 --seconds 5 --server-pid $$pid
+
+## Dashboard reads over a database seeded with about a million events
+## (batches of 100 for BENCH_SEED_SECONDS), then the summary and series timed.
+BENCH_SEED_SECONDS ?= 160
+bench-dashboard:
+	cargo build --release -p server --bins
+	@dir=$$(mktemp -d /tmp/nudge-bench.XXXXXX); \
+	export NUDGE_DATA_DIR=$$dir NUDGE_ADDR=$(BENCH_ADDR) NUDGE_INGEST_RATE_LIMIT=0 NUDGE_LOG=warn; \
+	key=$$(target/release/nudge api-key create --name bench --role editor 2>/dev/null); \
+	target/release/nudge & pid=$$!; trap "kill $$pid 2>/dev/null; rm -rf $$dir" EXIT; \
+	for i in $$(seq 50); do curl -sf http://$(BENCH_ADDR)/healthz >/dev/null && break; sleep 0.1; done; \
+	target/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --concurrency 16 --batch 100 --seconds $(BENCH_SEED_SECONDS) --workflows 3; \
+	events=$$(sqlite3 $$dir/nudge.db 'select count(*) from event' 2>/dev/null || echo '?'); \
+	echo "seeded: $$events events; database $$(du -sh $$dir | cut -f1)"; \
+	for path in "/api/v1/metrics/summary?range=24h" "/api/v1/metrics/summary?range=30d" \
+	            "/api/v1/metrics/timeseries?metric=events&range=24h" "/api/v1/metrics/timeseries?metric=offers_issued&range=30d"; do \
+	  for run in 1 2 3; do curl -s -o /dev/null -w "%{time_total}\n" -H "Authorization: Bearer $$key" "http://$(BENCH_ADDR)$$path"; done \
+	    | sort -n | sed -n 2p | awk -v p="$$path" '{ printf "%-55s median of 3: %.1f ms\n", p, $$1 * 1000 }'; \
 	done
 
 ## Forget the local database (asks first).

@@ -22,38 +22,74 @@ pub fn use_live(
     // (thread-bound) values must never be created or dropped on its threads.
     #[cfg(feature = "hydrate")]
     {
-        let on_message = StoredValue::new_local(Some(Box::new(on_message) as Box<dyn Fn(String)>));
-        let on_resync = StoredValue::new_local(Some(Box::new(on_resync) as Box<dyn Fn()>));
+        use std::rc::Rc;
+        let on_message: Rc<dyn Fn(String)> = Rc::new(on_message);
+        let on_resync: Rc<dyn Fn()> = Rc::new(on_resync);
         let source = StoredValue::new_local(None::<web_sys::EventSource>);
-        Effect::new(move |_| {
+        // The last message's id: a connection we open again resumes after it
+        // (the browser sends it by itself only while it reconnects on its own).
+        let last_id = StoredValue::new_local(String::new());
+        let alive = StoredValue::new_local(true);
+        /// Opens the connection; set once it exists, so its error handler can call it.
+        type Reopen = Rc<std::cell::RefCell<Option<Rc<dyn Fn()>>>>;
+        let connect: Reopen = Rc::new(std::cell::RefCell::new(None));
+        let connect_weak = Rc::downgrade(&connect);
+        let open: Rc<dyn Fn()> = Rc::new(move || {
             use wasm_bindgen::closure::Closure;
             use wasm_bindgen::JsCast;
-            let Ok(es) = web_sys::EventSource::new(&format!("/api/v1/stream?topics={topic}")) else {
-                set_status.set(LiveStatus::Reconnecting);
+            if !alive.try_get_value().unwrap_or(false) {
+                return;
+            }
+            let mut url = format!("/api/v1/stream?topics={topic}");
+            let last = last_id.try_get_value().unwrap_or_default();
+            if !last.is_empty() {
+                url.push_str(&format!("&last_event_id={last}"));
+            }
+            let Ok(es) = web_sys::EventSource::new(&url) else {
+                let _ = set_status.try_set(LiveStatus::Reconnecting);
                 return;
             };
-            let on_ready = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_: web_sys::MessageEvent| {
-                set_status.set(LiveStatus::Live);
+            let remember = move |m: &web_sys::MessageEvent| {
+                let id = m.last_event_id();
+                if !id.is_empty() {
+                    last_id.try_set_value(id);
+                }
+            };
+            let on_ready = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |m: web_sys::MessageEvent| {
+                remember(&m);
+                let _ = set_status.try_set(LiveStatus::Live);
             });
-            let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
-                set_status.set(LiveStatus::Reconnecting);
-            });
-            let on_topic = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |m: web_sys::MessageEvent| {
-                if let Some(text) = m.data().as_string() {
-                    on_message.with_value(|f| {
-                        if let Some(f) = f {
-                            f(text)
-                        }
-                    });
+            let again = connect_weak.clone();
+            let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+                let _ = set_status.try_set(LiveStatus::Reconnecting);
+                // Closed for good (the browser stopped retrying): open a new one in a while.
+                let closed = e
+                    .target()
+                    .and_then(|t| t.dyn_into::<web_sys::EventSource>().ok())
+                    .is_some_and(|es| es.ready_state() == web_sys::EventSource::CLOSED);
+                if closed {
+                    if let Some(connect) = again.upgrade() {
+                        let connect = connect.borrow().clone();
+                        set_timeout(
+                            move || {
+                                if let Some(f) = connect {
+                                    f()
+                                }
+                            },
+                            std::time::Duration::from_secs(3),
+                        );
+                    }
                 }
             });
-            let on_lag = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_: web_sys::MessageEvent| {
-                on_resync.with_value(|f| {
-                    if let Some(f) = f {
-                        f()
-                    }
-                });
+            let deliver = on_message.clone();
+            let on_topic = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |m: web_sys::MessageEvent| {
+                remember(&m);
+                if let Some(text) = m.data().as_string() {
+                    deliver(text);
+                }
             });
+            let resync = on_resync.clone();
+            let on_lag = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_: web_sys::MessageEvent| resync());
             let _ = es.add_event_listener_with_callback("ready", on_ready.as_ref().unchecked_ref());
             let _ = es.add_event_listener_with_callback(topic, on_topic.as_ref().unchecked_ref());
             let _ = es.add_event_listener_with_callback("resync", on_lag.as_ref().unchecked_ref());
@@ -63,9 +99,18 @@ pub fn use_live(
             on_error.forget();
             on_topic.forget();
             on_lag.forget();
-            source.set_value(Some(es));
+            if let Some(old) = source.try_get_value().flatten() {
+                old.close();
+            }
+            source.try_set_value(Some(es));
         });
+        *connect.borrow_mut() = Some(open.clone());
+        // Keeps the reconnect function alive as long as the component.
+        let keep = StoredValue::new_local(connect);
+        Effect::new(move |_| open());
         on_cleanup(move || {
+            alive.try_set_value(false);
+            keep.try_update_value(|c| *c.borrow_mut() = None);
             if let Some(es) = source.try_get_value().flatten() {
                 es.close();
             }

@@ -1,6 +1,8 @@
 //! nudge-load: sends signed webhook events to a running Nudge as fast as it
 //! answers, over keep-alive HTTP/1.1 connections, and reports throughput and
 //! latency. Creates (or re-keys) the benchmark source through the API first.
+//! With `--sse-clients N` it measures the live stream instead: N idle clients,
+//! a trickle of events, and the time from each event's request to each client.
 
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -42,6 +44,16 @@ struct Args {
     /// Print the machine-readable JSON report instead of the one-line summary.
     #[arg(long)]
     json: bool,
+    /// SSE mode: open this many `/api/v1/stream?topics=events` clients, then
+    /// send `--rate` single events a second and report event → client latency.
+    #[arg(long, default_value_t = 0)]
+    sse_clients: usize,
+    /// Events a second in SSE mode.
+    #[arg(long, default_value_t = 1)]
+    rate: u64,
+    /// The server's process id, to report its memory per idle SSE client.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 const TEMPLATES: [&str; 3] = ["abandoned_cart", "high_value_transaction", "low_inventory"];
@@ -279,10 +291,163 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[i]) / 1000.0
 }
 
+/// The server's resident memory in KiB, from /proc (Linux).
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+type Sent = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>;
+
+/// One SSE client: reads `events` messages and records, for each event this
+/// run sent, the time from its request to the message's arrival.
+async fn sse_client(
+    addr: String,
+    key: String,
+    sent: Sent,
+    ready: tokio::sync::mpsc::Sender<()>,
+) -> anyhow::Result<Vec<u32>> {
+    let stream = tokio::net::TcpStream::connect(&addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .uri("/api/v1/stream?topics=events")
+        .header("host", &addr)
+        .header("authorization", format!("Bearer {key}"))
+        .body(Full::new(Bytes::new()))?;
+    let res = sender.send_request(req).await?;
+    if res.status() != 200 {
+        bail!("the stream answered {}", res.status());
+    }
+    let mut body = res.into_body();
+    let mut buffer = String::new();
+    let mut seen = Vec::new();
+    let mut announced = false;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else { continue };
+        let arrived = Instant::now();
+        buffer.push_str(&String::from_utf8_lossy(&data));
+        while let Some(end) = buffer.find("\n\n") {
+            let message: String = buffer.drain(..end + 2).collect();
+            if message.contains("event: ready") && !announced {
+                announced = true;
+                let _ = ready.send(()).await;
+            }
+            let Some(json) = message.lines().find_map(|l| l.strip_prefix("data:")) else { continue };
+            if !message.contains("event: events") {
+                continue;
+            }
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(json.trim()) else { continue };
+            let Some(external) = v["external_id"].as_str() else { continue };
+            if external == "sse-stop" {
+                return Ok(seen);
+            }
+            let at = sent.lock().ok().and_then(|m| m.get(external).copied());
+            if let Some(at) = at {
+                seen.push(arrived.saturating_duration_since(at).as_micros().min(u128::from(u32::MAX)) as u32);
+            }
+        }
+    }
+    Ok(seen)
+}
+
+/// SSE fan-out: N idle clients, then a steady trickle of events.
+async fn sse_mode(args: std::sync::Arc<Args>, secret: String) -> anyhow::Result<()> {
+    let before_kib = args.server_pid.and_then(rss_kib);
+    let sent: Sent = std::sync::Arc::default();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(args.sse_clients.max(1));
+    let mut clients = Vec::with_capacity(args.sse_clients);
+    for _ in 0..args.sse_clients {
+        clients.push(tokio::spawn(sse_client(args.addr.clone(), args.api_key.clone(), sent.clone(), ready_tx.clone())));
+    }
+    drop(ready_tx);
+    for _ in 0..args.sse_clients {
+        if ready_rx.recv().await.is_none() {
+            bail!("an SSE client failed before it was ready");
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_kib = args.server_pid.and_then(rss_kib);
+    let mut conn = Conn::open(&args.addr).await?;
+    let path = format!("/hooks/{}", args.slug);
+    let mut rng = Rng(7);
+    let every = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
+    let count = args.seconds * args.rate.max(1);
+    let mut post = |external: String| {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut e = event(0, 0, &mut rng, args.customers, now);
+        e["id"] = serde_json::Value::String(external);
+        let body = e.to_string();
+        let signature = app::service::signature::header_value(&secret, now, body.as_bytes());
+        Request::builder()
+            .method("POST")
+            .uri(&path)
+            .header("host", &args.addr)
+            .header("content-type", "application/json")
+            .header("nudge-signature", signature)
+            .body(Full::new(Bytes::from(body)))
+    };
+    for i in 0..count {
+        let external = format!("sse-{i}-{}", std::process::id());
+        let req = post(external.clone())?;
+        if let Ok(mut m) = sent.lock() {
+            m.insert(external, Instant::now());
+        }
+        let (status, _) = conn.send(req).await?;
+        if status != 202 {
+            bail!("an event answered {status}");
+        }
+        tokio::time::sleep(every).await;
+    }
+    conn.send(post("sse-stop".into())?).await?;
+    let mut all: Vec<u32> = Vec::new();
+    for c in clients {
+        match tokio::time::timeout(Duration::from_secs(30), c).await {
+            Ok(Ok(Ok(seen))) => all.extend(seen),
+            Ok(Ok(Err(err))) => eprintln!("an SSE client failed: {err:#}"),
+            _ => eprintln!("an SSE client did not finish"),
+        }
+    }
+    all.sort_unstable();
+    let per_client = match (before_kib, idle_kib) {
+        (Some(b), Some(i)) if args.sse_clients > 0 => Some((i.saturating_sub(b)) as f64 / args.sse_clients as f64),
+        _ => None,
+    };
+    let report = serde_json::json!({
+        "sse_clients": args.sse_clients,
+        "events": count,
+        "deliveries": all.len(),
+        "expected_deliveries": count as usize * args.sse_clients,
+        "event_to_client_ms": { "p50": percentile(&all, 0.50), "p99": percentile(&all, 0.99), "max": percentile(&all, 1.0) },
+        "server_rss_kib": { "before": before_kib, "with_idle_clients": idle_kib },
+        "kib_per_idle_client": per_client,
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!(
+            "{:>6} SSE clients  {} events  {} of {} deliveries  event→client p50 {:.2} ms  p99 {:.2} ms  {} KiB per idle client",
+            args.sse_clients,
+            count,
+            all.len(),
+            count as usize * args.sse_clients,
+            percentile(&all, 0.50),
+            percentile(&all, 0.99),
+            per_client.map_or("-".into(), |k| format!("{k:.1}")),
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = std::sync::Arc::new(Args::parse());
     let secret = std::sync::Arc::new(prepare_source(&args).await?);
+    if args.sse_clients > 0 {
+        return sse_mode(args.clone(), secret.to_string()).await;
+    }
     publish_workflows(&args).await?;
     let executor_before = executor_figures(&args.addr).await?;
     let started = Instant::now();

@@ -22,6 +22,8 @@ pub const TOPICS: [&str; 5] = ["events", "runs", "offers", "alerts", "metrics"];
 pub struct StreamParams {
     /// Comma-separated topics; default all. Available: `events`, `runs`, `offers`, `alerts`, `metrics`.
     pub topics: Option<String>,
+    /// As the `Last-Event-ID` header, for a client that opens a new connection itself.
+    pub last_event_id: Option<String>,
 }
 
 /// A live stream. Each message's `event:` is its topic, its `id:` a position
@@ -46,7 +48,11 @@ pub async fn stream(
     let Query(p) = params?;
     let topics = topics(p.topics.as_deref())?;
     let live = state.ctx.live.clone();
-    let last_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or(p.last_event_id.as_deref())
+        .filter(|s| !s.is_empty());
     let resumed = live.resume(last_id);
     let mut first = vec![Event::default().event("ready").id(resumed.id.clone()).data(joined(&topics))];
     match resumed.resume {

@@ -1,0 +1,101 @@
+import { expect, test, type APIRequestContext } from "@playwright/test";
+import { hydrated, loginAsAdmin, sign } from "./helpers";
+
+test.use({ viewport: { width: 1600, height: 900 } });
+
+async function post(request: APIRequestContext, secret: string, event: object) {
+  const body = JSON.stringify(event);
+  const res = await request.post("/hooks/bank", {
+    headers: { "Content-Type": "application/json", "Nudge-Signature": sign(secret, body) },
+    data: body,
+  });
+  expect(res.status()).toBe(202);
+}
+
+test("events posted to the webhook move the dashboard, the canvas, the explorer and the inbox live, and a page that lost its connection catches up", async ({
+  page,
+  context,
+  browser,
+  request,
+}) => {
+  test.setTimeout(120_000);
+  await loginAsAdmin(page);
+
+  // A bank's source and the high-value transaction template, published.
+  await page.getByRole("navigation").getByRole("link", { name: "Sources" }).click();
+  await hydrated(page);
+  await page.getByLabel("Name", { exact: true }).fill("Bank");
+  await page.getByLabel("Slug (in the URL)").fill("bank");
+  await page.getByRole("button", { name: "Create source" }).click();
+  const secret = ((await page.getByTestId("source-secret").locator("code").textContent()) ?? "").trim();
+  expect(secret).toMatch(/^whsec_/);
+  await page.getByRole("navigation").getByRole("link", { name: "Workflows" }).click();
+  await hydrated(page);
+  await page.getByTestId("template-high_value_transaction").click();
+  await expect(page).toHaveURL(/\/workflows\/[0-9a-f-]{36}$/);
+  await hydrated(page);
+  await page.getByTestId("publish").click();
+  await expect(page.getByTestId("notice")).toHaveText("Published version 1.");
+  const canvas = page; // stays on the designer
+
+  // Three more pages, each following the live stream; the dashboard in a
+  // browser context of its own, so it can lose its connection alone.
+  const dashboardContext = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const dashboard = await dashboardContext.newPage();
+  await loginAsAdmin(dashboard);
+  await hydrated(dashboard);
+  await expect(dashboard.getByTestId("live-status")).toHaveText("● Live");
+  await expect(dashboard.getByTestId("kpi-events")).toContainText("Events received0");
+  const inbox = await context.newPage();
+  await inbox.goto("/alerts");
+  await hydrated(inbox);
+  await expect(inbox.getByTestId("live-status")).toHaveText("● Live");
+  const explorer = await context.newPage();
+  await explorer.goto("/events");
+  await hydrated(explorer);
+  await expect(explorer.getByTestId("live-status")).toHaveText("● Live");
+
+  // A big transaction (starts a run: alert and offer at once) and a small one.
+  await post(request, secret, { id: "tx-1", type: "transaction_completed", customer: { id: "vera" }, amount: 25_000, currency: "EUR" });
+  await post(request, secret, { id: "tx-2", type: "transaction_completed", customer: { id: "walt" }, amount: 90, currency: "EUR" });
+
+  // The explorer shows both, with their payload's sender ids.
+  const events = explorer.getByTestId("events");
+  await expect(events.locator("tr", { hasText: "vera" })).toContainText("transaction_completed");
+  await expect(events.locator("tr", { hasText: "walt" })).toBeVisible();
+
+  // The inbox shows the advisor's alert.
+  await expect(inbox.getByTestId("alerts").locator("tr", { hasText: "vera moved 25000 EUR" })).toContainText("info");
+
+  // The dashboard's tiles and chart moved without a reload.
+  await expect(dashboard.getByTestId("kpi-events")).toContainText("Events received2");
+  await expect(dashboard.getByTestId("kpi-runs")).toContainText("Runs started1");
+  await expect(dashboard.getByTestId("kpi-offers")).toContainText("Offers issued1");
+  await expect(dashboard.getByTestId("kpi-alerts")).toContainText("Open alerts1");
+  await expect(dashboard.getByTestId("chart").locator("rect.chart-bar")).toHaveCount(1);
+  await expect(dashboard.getByTestId("top-events")).toContainText("transaction_completed2");
+
+  // The canvas counts the run on its nodes: in at the trigger, waiting at the goal.
+  await expect(canvas.getByTestId("live-trigger")).toContainText("1 in");
+  await expect(canvas.getByTestId("live-offer")).toContainText("1 in · next 1");
+  await expect(canvas.getByTestId("live-accepted")).toContainText("1 waiting");
+  // A node click lists the runs that passed it.
+  await canvas.getByTestId("node-offer").locator(".node-head").click();
+  await expect(canvas.getByTestId("node-runs")).toContainText("vera");
+
+  // The dashboard loses its connection; events sent meanwhile arrive when it is back.
+  await dashboardContext.setOffline(true);
+  await expect(dashboard.getByTestId("live-status")).toHaveText("○ Reconnecting…", { timeout: 20_000 });
+  await post(request, secret, { id: "tx-3", type: "transaction_completed", customer: { id: "xena" }, amount: 40_000, currency: "EUR" });
+  await expect(inbox.getByTestId("alerts").locator("tr", { hasText: "xena" })).toBeVisible();
+  await dashboardContext.setOffline(false);
+  await expect(dashboard.getByTestId("live-status")).toHaveText("● Live", { timeout: 20_000 });
+  await expect(dashboard.getByTestId("kpi-events")).toContainText("Events received3");
+  await expect(dashboard.getByTestId("kpi-runs")).toContainText("Runs started2");
+  await expect(dashboard.getByTestId("kpi-alerts")).toContainText("Open alerts2");
+
+  // Acknowledging an alert in the inbox lowers the open count on the dashboard.
+  await inbox.getByTestId("alerts").locator("tr", { hasText: "vera" }).getByRole("button", { name: "Acknowledge" }).click();
+  await expect(dashboard.getByTestId("kpi-alerts")).toContainText("Open alerts1");
+  await dashboardContext.close();
+});
