@@ -123,7 +123,7 @@ bench-executor:
 ## p50/p99), then 10,000 idle clients (server memory per client).
 bench-sse:
 	cargo build --release -p server --bins
-	@ulimit -n 65536; dir=$$(mktemp -d /tmp/nudge-bench.XXXXXX); \
+	@ulimit -n $$(ulimit -Hn); dir=$$(mktemp -d /tmp/nudge-bench.XXXXXX); \
 	export NUDGE_DATA_DIR=$$dir NUDGE_ADDR=$(BENCH_ADDR) NUDGE_INGEST_RATE_LIMIT=0 NUDGE_LOG=warn; \
 	key=$$(target/release/nudge api-key create --name bench --role editor 2>/dev/null); \
 	target/release/nudge & pid=$$!; trap "kill $$pid 2>/dev/null; rm -rf $$dir" EXIT; \

@@ -84,7 +84,9 @@ test("events posted to the webhook move the dashboard, the canvas, the explorer 
   await expect(canvas.getByTestId("node-runs")).toContainText("vera");
 
   // The dashboard loses its connection; events sent meanwhile arrive when it is back.
+  // Offline emulation blocks new requests; stopping the page's loads drops the open stream.
   await dashboardContext.setOffline(true);
+  await dashboard.evaluate(() => window.stop());
   await expect(dashboard.getByTestId("live-status")).toHaveText("○ Reconnecting…", { timeout: 20_000 });
   await post(request, secret, { id: "tx-3", type: "transaction_completed", customer: { id: "xena" }, amount: 40_000, currency: "EUR" });
   await expect(inbox.getByTestId("alerts").locator("tr", { hasText: "xena" })).toBeVisible();

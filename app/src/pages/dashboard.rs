@@ -189,7 +189,7 @@ fn Tile(
     #[prop(optional)] hint: &'static str,
 ) -> impl IntoView {
     view! {
-        <div class="kpi" data-testid=testid title=hint>
+        <div class=format!("kpi {testid}") data-testid=testid title=hint>
             <div class="kpi-label">{label}</div>
             <div class="kpi-value">{value}</div>
             {change.map(|(text, dir)| view! { <div class=format!("kpi-change {dir}")>{text}" vs previous"</div> })}

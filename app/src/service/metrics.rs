@@ -128,7 +128,9 @@ pub async fn timeseries(
     let to = now - now.rem_euclid(step) + step;
     let from = to - range_ms;
     let from = from - from.rem_euclid(step);
-    let rows = rollups::series(&ctx.db, name, workflow.unwrap_or(""), "", row_step, from, to).await?;
+    // Events are the installation's, whichever workflow's page asks.
+    let workflow = if name == metric::EVENTS { "" } else { workflow.unwrap_or("") };
+    let rows = rollups::series(&ctx.db, name, workflow, "", row_step, from, to).await?;
     let mut points: Vec<Point> = (0..(to - from) / step).map(|i| Point { t: from + i * step, v: 0 }).collect();
     for (bucket, v) in rows {
         let i = ((bucket - from) / step) as usize;

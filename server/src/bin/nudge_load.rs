@@ -341,7 +341,7 @@ async fn sse_client(
             }
             let Ok(v) = serde_json::from_str::<serde_json::Value>(json.trim()) else { continue };
             let Some(external) = v["external_id"].as_str() else { continue };
-            if external == "sse-stop" {
+            if external.starts_with("sse-stop") {
                 return Ok(seen);
             }
             let at = sent.lock().ok().and_then(|m| m.get(external).copied());
@@ -390,7 +390,8 @@ async fn sse_mode(args: std::sync::Arc<Args>, secret: String) -> anyhow::Result<
             .body(Full::new(Bytes::from(body)))
     };
     for i in 0..count {
-        let external = format!("sse-{i}-{}", std::process::id());
+        let external =
+            format!("sse-{i}-{}-{}", std::process::id(), time::OffsetDateTime::now_utc().unix_timestamp_nanos());
         let req = post(external.clone())?;
         if let Ok(mut m) = sent.lock() {
             m.insert(external, Instant::now());
@@ -401,7 +402,8 @@ async fn sse_mode(args: std::sync::Arc<Args>, secret: String) -> anyhow::Result<
         }
         tokio::time::sleep(every).await;
     }
-    conn.send(post("sse-stop".into())?).await?;
+    let run = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    conn.send(post(format!("sse-stop-{run}"))?).await?;
     let mut all: Vec<u32> = Vec::new();
     for c in clients {
         match tokio::time::timeout(Duration::from_secs(30), c).await {
