@@ -219,10 +219,6 @@ impl Live {
             }
         });
     }
-
-    pub fn subscribers(&self) -> usize {
-        self.inner.tx.receiver_count()
-    }
 }
 
 #[cfg(test)]

@@ -65,16 +65,6 @@ impl Tally {
         }
     }
 
-    pub fn merge(&mut self, other: Tally) {
-        for (k, n) in other.counts {
-            *self.counts.entry(k).or_default() += n;
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
-    }
-
     /// The rows to add, per minute and per hour: (metric, workflow, key, step, bucket, n).
     pub fn rows(&self) -> Vec<(&'static str, &str, &str, i64, i64, i64)> {
         let mut hourly: HashMap<(&'static str, &str, &str, i64), i64> = HashMap::new();
@@ -130,18 +120,6 @@ macro_rules! write_tally {
             q.execute(&mut *$tx).await?;
         }
     }};
-}
-
-/// Writes a tally in a transaction of its own.
-pub async fn write(db: &Db, tally: &Tally) -> sqlx::Result<()> {
-    if tally.is_empty() {
-        return Ok(());
-    }
-    with_pool!(db, p => {
-        let mut tx = p.begin().await?;
-        write_tally!(tx, tally);
-        tx.commit().await
-    })
 }
 
 /// Sums of one metric in `[from, to)` per bucket of `step` (MINUTE or HOUR rows).
