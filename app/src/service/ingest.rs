@@ -178,6 +178,56 @@ fn announce(live: &Live, writes: &[Write], written: &[Written]) {
     live.count(counts);
 }
 
+/// How long a cached source is used before it is read again. Changes made
+/// through this process apply at once (they clear the cache); this bounds how
+/// long another node's change (a disabled source, a rotated secret) takes.
+const SOURCE_TTL: Duration = Duration::from_secs(1);
+
+/// A source with its mapping compiled: what each webhook request needs,
+/// without a query and a parse per request.
+#[derive(Debug)]
+pub struct CachedSource {
+    pub row: store::sources::SourceRow,
+    pub mapping: CompiledMapping,
+}
+
+/// Sources by slug, each read at most once a second (see `SOURCE_TTL`).
+#[derive(Debug, Default)]
+pub struct SourceCache {
+    by_slug: Mutex<HashMap<String, (Arc<CachedSource>, Instant)>>,
+}
+
+impl SourceCache {
+    /// The enabled source at `slug`, from the cache or the database.
+    pub async fn enabled(&self, db: &Db, slug: &str) -> AppResult<Option<Arc<CachedSource>>> {
+        let now = Instant::now();
+        let cached = {
+            let map = self.by_slug.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(slug).filter(|(_, at)| now.duration_since(*at) < SOURCE_TTL).map(|(s, _)| s.clone())
+        };
+        if let Some(source) = cached {
+            return Ok(Some(source));
+        }
+        let Some(row) = store::sources::find_by_slug(db, slug).await?.filter(|s| s.enabled != 0) else {
+            return Ok(None);
+        };
+        let mapping = compiled_mapping(&row)?;
+        let source = Arc::new(CachedSource { row, mapping });
+        let mut map = self.by_slug.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: unknown slugs are never kept, and sources are few.
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        map.insert(slug.to_string(), (source.clone(), now));
+        Ok(Some(source))
+    }
+
+    /// Drops every cached source: call after changing one.
+    pub fn forget(&self) {
+        self.by_slug.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, _| false);
+    }
+}
+
 /// Per-source token buckets: `rate` events per second, bursts of two seconds.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
@@ -260,11 +310,13 @@ fn is_json(content_type: Option<&str>) -> bool {
 
 /// Verifies, maps and durably stores a webhook request. `now` is unix milliseconds.
 pub async fn receive(ctx: &Ctx, hook: Hook<'_>, now: i64) -> AppResult<HookOutcome> {
-    let source = store::sources::find_by_slug(&ctx.db, hook.slug)
+    let cached = ctx
+        .sources
+        .enabled(&ctx.db, hook.slug)
         .await?
-        .filter(|s| s.enabled != 0)
         // The same answer for unknown and disabled sources: no probing.
         .ok_or_else(|| AppError::NotFound("No enabled source at this address.".into()))?;
+    let source = &cached.row;
     if !is_json(hook.content_type) {
         return Err(AppError::UnsupportedMediaType(
             "Send the events as JSON with Content-Type: application/json.".into(),
@@ -306,11 +358,11 @@ pub async fn receive(ctx: &Ctx, hook: Hook<'_>, now: i64) -> AppResult<HookOutco
             retry_after_secs: wait.as_secs().max(1),
         });
     }
-    let mapping = compiled_mapping(&source)?;
+    let mapping = &cached.mapping;
     let mut writes = Vec::with_capacity(items.len());
     let mut sender_ids = Vec::with_capacity(items.len());
     for item in &items {
-        let (write, sender_id) = prepare(&source.source_id, &mapping, item, now, None);
+        let (write, sender_id) = prepare(&source.source_id, mapping, item, now, None);
         writes.push(write);
         sender_ids.push(sender_id);
     }

@@ -28,6 +28,8 @@ pub struct Ctx {
     pub ingestor: ingest::Ingestor,
     pub live: live::Live,
     pub rate: Arc<ingest::RateLimiter>,
+    /// Sources as the webhook endpoint needs them, mapping compiled.
+    pub sources: Arc<ingest::SourceCache>,
     pub ingest_limits: Arc<ingest::IngestLimits>,
     pub signals: Arc<Signals>,
     /// Cache of "at least one user exists"; once true it stays true (the last
@@ -52,6 +54,7 @@ impl Ctx {
             db,
             throttle: Arc::new(throttle::LoginThrottle::default()),
             rate: Arc::new(ingest::RateLimiter::default()),
+            sources: Arc::new(ingest::SourceCache::default()),
             ingest_limits: Arc::new(limits),
             setup_done: Arc::new(AtomicBool::new(false)),
         }

@@ -108,6 +108,7 @@ pub async fn update(ctx: &Ctx, actor: &Actor, slug: &str, patch: SourcePatch) ->
     };
     let enabled = patch.enabled.unwrap_or(current.enabled != 0);
     store::sources::update(&ctx.db, &current.source_id, &name, enabled, &mapping).await?;
+    ctx.sources.forget();
     Ok(row(ctx, slug).await?.to_source())
 }
 
@@ -124,6 +125,7 @@ pub async fn rotate_secret(
     let secret = generate_secret();
     let until = store::now_ms() + i64::from(grace) * 3_600_000;
     store::sources::rotate_secret(&ctx.db, &current.source_id, &secret, until).await?;
+    ctx.sources.forget();
     tracing::info!(source = %slug, grace_hours = grace, "Source secret rotated.");
     Ok(SourceWithSecret { source: row(ctx, slug).await?.to_source(), secret })
 }
@@ -132,6 +134,7 @@ pub async fn delete(ctx: &Ctx, actor: &Actor, slug: &str) -> AppResult<()> {
     actor.require(Role::Editor)?;
     let current = row(ctx, slug).await?;
     store::sources::delete(&ctx.db, &current.source_id).await?;
+    ctx.sources.forget();
     tracing::info!(source = %slug, "Source deleted.");
     Ok(())
 }

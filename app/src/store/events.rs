@@ -57,7 +57,7 @@ struct Counts {
 }
 
 /// `($1, $2, …), (…)` for `rows` rows of `cols` placeholders.
-fn values(rows: usize, cols: usize) -> String {
+pub(crate) fn values(rows: usize, cols: usize) -> String {
     let mut out = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {

@@ -5,6 +5,7 @@ use super::events::EventRow;
 use super::rollups::metric;
 use super::{now_ms, Db};
 use crate::with_pool;
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RunRow {
@@ -110,22 +111,25 @@ pub async fn waiting_runs_of_many(db: &Db, customer_ids: &[String]) -> sqlx::Res
     Ok(rows)
 }
 
-/// When each of these customers last entered this workflow: (customer, at).
+/// When each of these customers last entered each of these workflows:
+/// (workflow, customer, at), in one query.
 pub async fn last_entered_many(
     db: &Db,
-    workflow_id: &str,
+    workflow_ids: &[String],
     customer_ids: &[String],
-) -> sqlx::Result<Vec<(String, i64)>> {
-    if customer_ids.is_empty() {
+) -> sqlx::Result<Vec<(String, String, i64)>> {
+    if customer_ids.is_empty() || workflow_ids.is_empty() {
         return Ok(Vec::new());
     }
     let sql = format!(
-        "select customer_id, last_entered_at from workflow_entry where workflow_id = $1 and customer_id in ({})",
-        super::placeholders(2, customer_ids.len())
+        "select workflow_id, customer_id, last_entered_at from workflow_entry \
+         where workflow_id in ({}) and customer_id in ({})",
+        super::placeholders(1, workflow_ids.len()),
+        super::placeholders(1 + workflow_ids.len(), customer_ids.len())
     );
     with_pool!(db, p => {
-        let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(workflow_id);
-        for id in customer_ids {
+        let mut q = sqlx::query_as::<_, (String, String, i64)>(&sql);
+        for id in workflow_ids.iter().chain(customer_ids) {
             q = q.bind(id);
         }
         q.fetch_all(p).await
@@ -266,6 +270,7 @@ pub struct Committed {
 /// removal from the queue. An action whose key exists is skipped with its
 /// effect, so replaying a step after a crash performs nothing twice.
 pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
+    use super::events::values;
     let now = now_ms();
     // On Postgres the ingest writer may merge into the same profile meanwhile:
     // lock the row, so neither change is lost. (SQLite writers take turns.)
@@ -276,94 +281,101 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
     };
     let mut out = Committed { at: now, ..Committed::default() };
     let mut tally = batch.tally.clone();
+    // A multi-row upsert may touch each key once: the latest entry per
+    // (workflow, customer) wins.
+    let mut entries: HashMap<(&str, &str), i64> = HashMap::new();
+    for (workflow_id, customer_id, at) in &batch.entries {
+        let e = entries.entry((workflow_id.as_str(), customer_id.as_str())).or_insert(*at);
+        *e = (*e).max(*at);
+    }
+    let mut entries: Vec<((&str, &str), i64)> = entries.into_iter().collect();
+    entries.sort_unstable();
+    // Statements carry many rows each (a round trip per statement is what a
+    // batch costs, not its rows), in chunks under both drivers' bind limits.
     with_pool!(db, p => {
         let mut tx = p.begin().await?;
-        for r in &batch.runs {
-            let ended = (r.status != "waiting").then_some(now);
-            if r.new {
-                sqlx::query(
-                    "insert into run (run_id, workflow_id, version, customer_id, status, at_node, wake_at, state, \
-                     trigger_event_id, started_at, updated_at, ended_at) \
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                )
-                .bind(&r.run_id)
-                .bind(&r.workflow_id)
-                .bind(r.version)
-                .bind(&r.customer_id)
-                .bind(&r.status)
-                .bind(&r.at_node)
-                .bind(r.wake_at)
-                .bind(&r.state)
-                .bind(&r.trigger_event_id)
-                .bind(r.started_at)
-                .bind(now)
-                .bind(ended)
-                .execute(&mut *tx)
-                .await?;
-            } else {
-                sqlx::query(
-                    "update run set status = $1, at_node = $2, wake_at = $3, state = $4, updated_at = $5, \
-                     ended_at = $6 where run_id = $7",
-                )
-                .bind(&r.status)
-                .bind(&r.at_node)
-                .bind(r.wake_at)
-                .bind(&r.state)
-                .bind(now)
-                .bind(ended)
-                .bind(&r.run_id)
-                .execute(&mut *tx)
-                .await?;
+        // Runs: new ones inserted, the others' state updated, in one statement.
+        for chunk in batch.runs.chunks(ROWS_PER_STATEMENT / 12) {
+            let sql = format!(
+                "insert into run ({RUN_COLUMNS}) values {} on conflict (run_id) do update set \
+                 status = excluded.status, at_node = excluded.at_node, wake_at = excluded.wake_at, \
+                 state = excluded.state, updated_at = excluded.updated_at, ended_at = excluded.ended_at",
+                values(chunk.len(), 12)
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                let ended = (r.status != "waiting").then_some(now);
+                q = q
+                    .bind(&r.run_id)
+                    .bind(&r.workflow_id)
+                    .bind(r.version)
+                    .bind(&r.customer_id)
+                    .bind(&r.status)
+                    .bind(&r.at_node)
+                    .bind(r.wake_at)
+                    .bind(&r.state)
+                    .bind(&r.trigger_event_id)
+                    .bind(r.started_at)
+                    .bind(now)
+                    .bind(ended);
             }
+            q.execute(&mut *tx).await?;
         }
-        for s in &batch.steps {
-            sqlx::query(
-                "insert into run_step (run_id, seq, node, outcome, detail, at) values ($1, $2, $3, $4, $5, $6) \
+        for chunk in batch.steps.chunks(ROWS_PER_STATEMENT / 6) {
+            let sql = format!(
+                "insert into run_step (run_id, seq, node, outcome, detail, at) values {} \
                  on conflict (run_id, seq) do nothing",
-            )
-            .bind(&s.run_id)
-            .bind(s.seq)
-            .bind(&s.node)
-            .bind(&s.outcome)
-            .bind(&s.detail)
-            .bind(s.at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (workflow_id, customer_id, at) in &batch.entries {
-            sqlx::query(
-                "insert into workflow_entry (workflow_id, customer_id, last_entered_at) values ($1, $2, $3) \
-                 on conflict (workflow_id, customer_id) do update set last_entered_at = excluded.last_entered_at",
-            )
-            .bind(workflow_id)
-            .bind(customer_id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for a in &batch.actions {
-            let status = if matches!(a.effect, Effect::Webhook) { "pending" } else { "done" };
-            let next_attempt = matches!(a.effect, Effect::Webhook).then_some(now);
-            let inserted = sqlx::query(
-                "insert into action (action_key, run_id, workflow_id, node, kind, payload, status, attempts, \
-                 next_attempt_at, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $9) \
-                 on conflict (action_key) do nothing",
-            )
-            .bind(&a.action_key)
-            .bind(&a.run_id)
-            .bind(&a.workflow_id)
-            .bind(&a.node)
-            .bind(a.kind)
-            .bind(&a.payload)
-            .bind(status)
-            .bind(next_attempt)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                continue;
+                values(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(&sql);
+            for s in chunk {
+                q = q.bind(&s.run_id).bind(s.seq).bind(&s.node).bind(&s.outcome).bind(&s.detail).bind(s.at);
             }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in entries.chunks(ROWS_PER_STATEMENT / 3) {
+            let sql = format!(
+                "insert into workflow_entry (workflow_id, customer_id, last_entered_at) values {} \
+                 on conflict (workflow_id, customer_id) do update set last_entered_at = excluded.last_entered_at",
+                values(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(&sql);
+            for ((workflow_id, customer_id), at) in chunk {
+                q = q.bind(*workflow_id).bind(*customer_id).bind(*at);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        // Actions: the keys the ledger did not hold yet are performed now.
+        let mut performed: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for chunk in batch.actions.chunks(ROWS_PER_STATEMENT / 11) {
+            let sql = format!(
+                "insert into action (action_key, run_id, workflow_id, node, kind, payload, status, attempts, \
+                 next_attempt_at, created_at, updated_at) values {} \
+                 on conflict (action_key) do nothing returning action_key",
+                values(chunk.len(), 11)
+            );
+            let mut q = sqlx::query_scalar::<_, String>(&sql);
+            for a in chunk {
+                let webhook = matches!(a.effect, Effect::Webhook);
+                q = q
+                    .bind(&a.action_key)
+                    .bind(&a.run_id)
+                    .bind(&a.workflow_id)
+                    .bind(&a.node)
+                    .bind(a.kind)
+                    .bind(&a.payload)
+                    .bind(if webhook { "pending" } else { "done" })
+                    .bind(0_i64)
+                    .bind(webhook.then_some(now))
+                    .bind(now)
+                    .bind(now);
+            }
+            performed.extend(q.fetch_all(&mut *tx).await?);
+        }
+        let fresh: Vec<&ActionWrite> = batch.actions.iter().filter(|a| performed.contains(&a.action_key)).collect();
+        let mut offers: Vec<&ActionWrite> = Vec::new();
+        let mut alerts: Vec<&ActionWrite> = Vec::new();
+        for a in &fresh {
             out.performed.push(a.action_key.clone());
             let counted = match a.effect {
                 Effect::Offer { .. } => metric::OFFERS_ISSUED,
@@ -377,45 +389,14 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
                 tally.add_both(metric::LATENCY, &a.workflow_id, &bucket, now);
             }
             match &a.effect {
-                Effect::Offer { code, discount, value, expires_at } => {
-                    sqlx::query(
-                        "insert into offer (code, action_key, workflow_id, run_id, customer_id, discount, value, \
-                         expires_at, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(code)
-                    .bind(&a.action_key)
-                    .bind(&a.workflow_id)
-                    .bind(&a.run_id)
-                    .bind(&a.customer_id)
-                    .bind(discount)
-                    .bind(value)
-                    .bind(expires_at)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Effect::Alert { alert_id, severity, audience, message } => {
-                    sqlx::query(
-                        "insert into alert (alert_id, action_key, workflow_id, run_id, customer_id, severity, \
-                         audience, message, status, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9)",
-                    )
-                    .bind(alert_id)
-                    .bind(&a.action_key)
-                    .bind(&a.workflow_id)
-                    .bind(&a.run_id)
-                    .bind(&a.customer_id)
-                    .bind(severity)
-                    .bind(audience)
-                    .bind(message)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                Effect::Offer { .. } => offers.push(a),
+                Effect::Alert { .. } => alerts.push(a),
                 Effect::Profile { changes } => {
+                    // In order, one by one: each update builds on the one before.
                     let current: Option<String> = sqlx::query_scalar(read_profile)
-                            .bind(&a.customer_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
+                        .bind(&a.customer_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                     let mut profile = current
                         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
                         .unwrap_or_else(|| serde_json::json!({}));
@@ -432,6 +413,53 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
                 }
                 Effect::Webhook => out.webhooks += 1,
             }
+        }
+        for chunk in offers.chunks(ROWS_PER_STATEMENT / 9) {
+            let sql = format!(
+                "insert into offer (code, action_key, workflow_id, run_id, customer_id, discount, value, \
+                 expires_at, created_at) values {}",
+                values(chunk.len(), 9)
+            );
+            let mut q = sqlx::query(&sql);
+            for a in chunk {
+                if let Effect::Offer { code, discount, value, expires_at } = &a.effect {
+                    q = q
+                        .bind(code)
+                        .bind(&a.action_key)
+                        .bind(&a.workflow_id)
+                        .bind(&a.run_id)
+                        .bind(&a.customer_id)
+                        .bind(discount)
+                        .bind(*value)
+                        .bind(*expires_at)
+                        .bind(now);
+                }
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in alerts.chunks(ROWS_PER_STATEMENT / 10) {
+            let sql = format!(
+                "insert into alert (alert_id, action_key, workflow_id, run_id, customer_id, severity, \
+                 audience, message, status, created_at) values {}",
+                values(chunk.len(), 10)
+            );
+            let mut q = sqlx::query(&sql);
+            for a in chunk {
+                if let Effect::Alert { alert_id, severity, audience, message } = &a.effect {
+                    q = q
+                        .bind(alert_id)
+                        .bind(&a.action_key)
+                        .bind(&a.workflow_id)
+                        .bind(&a.run_id)
+                        .bind(&a.customer_id)
+                        .bind(severity)
+                        .bind(audience)
+                        .bind(message)
+                        .bind("open")
+                        .bind(now);
+                }
+            }
+            q.execute(&mut *tx).await?;
         }
         for (code, event_id) in &batch.redemptions {
             let redeemed: Option<String> = sqlx::query_scalar(
@@ -458,8 +486,13 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
             .execute(&mut *tx)
             .await?;
         }
-        for event_id in &batch.events_done {
-            sqlx::query("delete from work_item where event_id = $1").bind(event_id).execute(&mut *tx).await?;
+        for chunk in batch.events_done.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!("delete from work_item where event_id in ({})", super::placeholders(1, chunk.len()));
+            let mut q = sqlx::query(&sql);
+            for event_id in chunk {
+                q = q.bind(event_id);
+            }
+            q.execute(&mut *tx).await?;
         }
         crate::write_tally!(tx, tally);
         tx.commit().await?;
@@ -467,6 +500,10 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
         Ok(out)
     })
 }
+
+/// Bind parameters one statement takes at most (well under SQLite's 32,766
+/// and Postgres' 65,535).
+const ROWS_PER_STATEMENT: usize = 3000;
 
 /// A webhook action leased for an attempt.
 #[derive(Debug, Clone, sqlx::FromRow)]

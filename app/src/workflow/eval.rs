@@ -149,6 +149,34 @@ pub struct Step {
     pub trace: Vec<Trace>,
 }
 
+/// How one step moves a run through the funnel at one node: whether it
+/// entered the node, and the output it left by (none while it waits there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunnelMove<'a> {
+    pub node: &'a str,
+    pub entered: bool,
+    pub left_by: Option<&'a str>,
+}
+
+impl Step {
+    /// The step's funnel moves. A node is entered when the run arrives, not
+    /// when it resumes where it waited (`resumed_at`, the node the run waited
+    /// at before this step); it is left by the output taken. The end marker
+    /// and redemption notes are not nodes a run passes.
+    pub fn funnel(&self, resumed_at: Option<&str>) -> Vec<FunnelMove<'_>> {
+        self.trace
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.node != END && t.outcome != "redeemed")
+            .map(|(i, t)| FunnelMove {
+                node: &t.node,
+                entered: !(i == 0 && resumed_at == Some(t.node.as_str())),
+                left_by: (t.outcome != "waiting").then_some(t.outcome.as_str()),
+            })
+            .collect()
+    }
+}
+
 struct RunFacts<'a> {
     event: &'a Value,
     profile: &'a Value,
@@ -173,6 +201,13 @@ impl Workflow {
     }
 
     /// Whether `event` starts a run of this workflow (source, name and filter).
+    /// Whether the event is of the trigger's name and source: the cheap part
+    /// of `triggered_by`, which needs no context (profile, aggregates).
+    pub fn listens_to(&self, event: &EventData) -> bool {
+        matches!(self.trigger(), Some(Node { kind: NodeKind::Trigger { sources, event: name, .. }, .. })
+            if *name == event.name && (sources.is_empty() || sources.contains(&event.source)))
+    }
+
     pub fn triggered_by(&self, event: &EventData, ctx: &Context) -> bool {
         let Some(Node { kind: NodeKind::Trigger { sources, event: name, filter }, .. }) = self.trigger() else {
             return false;
@@ -867,6 +902,26 @@ mod tests {
         let late = advance(&w, &done.state, Input::Timer, &ctx(T0 + 31 * MIN));
         assert_eq!(late.state, done.state, "a finished run ignores its old timer");
         assert!(late.actions.is_empty() && late.trace.is_empty());
+    }
+
+    #[test]
+    fn funnel_counts_arrivals_not_resumptions_and_exits_by_output() {
+        let w = templates::abandoned_cart();
+        let mv =
+            |node: &'static str, entered: bool, left_by: Option<&'static str>| FunnelMove { node, entered, left_by };
+        let started = start(&w, "wf", "run1", cart("c1", 80.0), &ctx(T0));
+        assert_eq!(
+            started.funnel(None),
+            vec![mv("trigger", true, Some("next")), mv("wait_checkout", true, None)],
+            "a run arriving at a wait enters it and does not leave"
+        );
+        let checkout = event("e3", "checkout_started", "ana", json!({ "cart": { "id": "c1" } }));
+        let done = advance(&w, &started.state, Input::Event(&checkout), &ctx(T0 + MIN));
+        assert_eq!(
+            done.funnel(Some("wait_checkout")),
+            vec![mv("wait_checkout", false, Some("received"))],
+            "resuming leaves the wait without entering it again; the end marker is no node"
+        );
     }
 
     #[test]

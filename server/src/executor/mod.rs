@@ -315,6 +315,7 @@ impl Executor {
         let customers = self.customers(ids.clone()).await?;
         // Workflows runs may start in (cloned once: recording a step borrows self).
         let active: Vec<Version> = self.published.iter().filter(|v| v.active).cloned().collect();
+        let active_ids: Vec<String> = active.iter().map(|v| v.workflow_id.clone()).collect();
         let mut waiting_of: HashMap<String, Vec<RunRow>> = HashMap::new();
         let mut entered: HashMap<(String, String), i64> = HashMap::new();
         let mut offers_of: HashMap<String, Vec<OfferRow>> = HashMap::new();
@@ -325,10 +326,8 @@ impl Executor {
             for r in runs::waiting_runs_of_many(&self.ctx.db, chunk).await? {
                 waiting_of.entry(r.customer_id.clone()).or_default().push(r);
             }
-            for v in &active {
-                for (customer, at) in runs::last_entered_many(&self.ctx.db, &v.workflow_id, chunk).await? {
-                    entered.insert((v.workflow_id.clone(), customer), at);
-                }
+            for (workflow_id, customer, at) in runs::last_entered_many(&self.ctx.db, &active_ids, chunk).await? {
+                entered.insert((workflow_id, customer), at);
             }
         }
         for row in &events {
@@ -377,6 +376,11 @@ impl Executor {
             }
             // Runs this event starts.
             for v in &active {
+                // Most workflows do not listen to most events: skip them before
+                // building a context (a profile copy, aggregates).
+                if !v.workflow.listens_to(&event) {
+                    continue;
+                }
                 let ctx = self.context(customer, &event.customer, &v.workflow, now).await?;
                 if !v.workflow.triggered_by(&event, &ctx) {
                     continue;
@@ -446,21 +450,15 @@ impl Executor {
         let run_id = step.state.run_id.clone();
         let workflow_id = step.state.workflow_id.clone();
         let at = now_ms();
-        // The funnel: a node is entered when the run arrives (not when it
-        // resumes where it waited) and left by the output it took.
         // Started by this step (a run started earlier in the batch is in `live`).
         let starting = run.new && !live.contains_key(&run_id);
         let resumed_at = (!starting).then(|| run.state.at.clone()).flatten();
-        for (i, t) in step.trace.iter().enumerate() {
-            if t.node == app::workflow::validate::END || t.outcome == "redeemed" {
-                continue;
+        for m in step.funnel(resumed_at.as_deref()) {
+            if m.entered {
+                batch.tally.add(metric::NODE_ENTERED, &workflow_id, &format!("{}:{}", run.version, m.node), at, 1);
             }
-            let resume = i == 0 && resumed_at.as_deref() == Some(t.node.as_str());
-            if !resume {
-                batch.tally.add(metric::NODE_ENTERED, &workflow_id, &format!("{}:{}", run.version, t.node), at, 1);
-            }
-            if t.outcome != "waiting" {
-                let key = format!("{}:{}:{}", run.version, t.node, t.outcome);
+            if let Some(output) = m.left_by {
+                let key = format!("{}:{}:{output}", run.version, m.node);
                 batch.tally.add(metric::NODE_EXIT, &workflow_id, &key, at, 1);
             }
         }
