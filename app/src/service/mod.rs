@@ -24,6 +24,9 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct Ctx {
     pub db: Db,
+    /// The hot path's own connection (see `Db::dedicated`): the ingest writer
+    /// and the executor read and write through it.
+    pub work: Db,
     pub throttle: Arc<throttle::LoginThrottle>,
     pub ingestor: ingest::Ingestor,
     pub live: live::Live,
@@ -47,8 +50,10 @@ impl Ctx {
         let live = live::Live::default();
         live.start_ticker();
         let signals = Arc::new(Signals::default());
+        let work = db.dedicated();
         Ctx {
-            ingestor: ingest::Ingestor::start(db.clone(), live.clone(), signals.clone()),
+            ingestor: ingest::Ingestor::start(work.clone(), live.clone(), signals.clone()),
+            work,
             signals,
             live,
             db,

@@ -56,8 +56,12 @@ struct Counts {
     last_event_at: i64,
 }
 
-/// `($1, $2, …), (…)` for `rows` rows of `cols` placeholders.
-pub(crate) fn values(rows: usize, cols: usize) -> String {
+/// `($1, $2, …), (…)` for `rows` rows of `cols` placeholders — on SQLite
+/// anonymous `(?, ?, …)`, bound in order. (sqlx looks up each parameter's
+/// name, and SQLite finds a name by scanning the statement's list of named
+/// parameters: quadratic in a statement of thousands, free for anonymous ones.)
+pub(crate) fn values(db: &Db, rows: usize, cols: usize) -> String {
+    let anonymous = matches!(db, Db::Sqlite(_));
     let mut out = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -68,8 +72,12 @@ pub(crate) fn values(rows: usize, cols: usize) -> String {
             if c > 0 {
                 out.push_str(", ");
             }
-            out.push('$');
-            out.push_str(&(r * cols + c + 1).to_string());
+            if anonymous {
+                out.push('?');
+            } else {
+                out.push('$');
+                out.push_str(&(r * cols + c + 1).to_string());
+            }
         }
         out.push(')');
     }
@@ -112,7 +120,7 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
              first_seen_at = {least}(customer.first_seen_at, excluded.first_seen_at), \
              last_seen_at = {greatest}(customer.last_seen_at, excluded.last_seen_at), \
              event_count = customer.event_count + excluded.event_count",
-            values(rows, 5)
+            values(db, rows, 5)
         )
     };
     let bump_source = format!(
@@ -152,7 +160,7 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
             let sql = format!(
                 "insert into event_dedupe (source_id, external_id, event_id, created_at) values {} \
                  on conflict (source_id, external_id) do nothing returning source_id, external_id",
-                values(chunk.len(), 4)
+                values(db, chunk.len(), 4)
             );
             let mut q = sqlx::query_as::<_, (String, String)>(&sql);
             for (_, e) in chunk {
@@ -182,7 +190,7 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
         for chunk in fresh.chunks(CHUNK) {
             let sql = format!(
                 "insert into event (event_id, source_id, external_id, name, customer_id, occurred_at, received_at, payload) values {}",
-                values(chunk.len(), 8)
+                values(db, chunk.len(), 8)
             );
             let mut q = sqlx::query(&sql);
             for (_, e) in chunk {
@@ -190,7 +198,7 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
                     .bind(&e.customer_id).bind(e.occurred_at).bind(e.received_at).bind(&e.payload);
             }
             q.execute(&mut *tx).await?;
-            let sql = format!("insert into work_item (event_id, created_at) values {}", values(chunk.len(), 2));
+            let sql = format!("insert into work_item (event_id, created_at) values {}", values(db, chunk.len(), 2));
             let mut q = sqlx::query(&sql);
             for (_, e) in chunk {
                 q = q.bind(&e.event_id).bind(e.received_at);
@@ -242,7 +250,7 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
         for chunk in letters.chunks(CHUNK) {
             let sql = format!(
                 "insert into dead_letter (dead_letter_id, source_id, received_at, payload, reason) values {}",
-                values(chunk.len(), 5)
+                values(db, chunk.len(), 5)
             );
             let mut q = sqlx::query(&sql);
             for d in chunk {

@@ -300,7 +300,7 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
                 "insert into run ({RUN_COLUMNS}) values {} on conflict (run_id) do update set \
                  status = excluded.status, at_node = excluded.at_node, wake_at = excluded.wake_at, \
                  state = excluded.state, updated_at = excluded.updated_at, ended_at = excluded.ended_at",
-                values(chunk.len(), 12)
+                values(db, chunk.len(), 12)
             );
             let mut q = sqlx::query(&sql);
             for r in chunk {
@@ -325,7 +325,7 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
             let sql = format!(
                 "insert into run_step (run_id, seq, node, outcome, detail, at) values {} \
                  on conflict (run_id, seq) do nothing",
-                values(chunk.len(), 6)
+                values(db, chunk.len(), 6)
             );
             let mut q = sqlx::query(&sql);
             for s in chunk {
@@ -337,7 +337,7 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
             let sql = format!(
                 "insert into workflow_entry (workflow_id, customer_id, last_entered_at) values {} \
                  on conflict (workflow_id, customer_id) do update set last_entered_at = excluded.last_entered_at",
-                values(chunk.len(), 3)
+                values(db, chunk.len(), 3)
             );
             let mut q = sqlx::query(&sql);
             for ((workflow_id, customer_id), at) in chunk {
@@ -352,7 +352,7 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
                 "insert into action (action_key, run_id, workflow_id, node, kind, payload, status, attempts, \
                  next_attempt_at, created_at, updated_at) values {} \
                  on conflict (action_key) do nothing returning action_key",
-                values(chunk.len(), 11)
+                values(db, chunk.len(), 11)
             );
             let mut q = sqlx::query_scalar::<_, String>(&sql);
             for a in chunk {
@@ -418,7 +418,7 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
             let sql = format!(
                 "insert into offer (code, action_key, workflow_id, run_id, customer_id, discount, value, \
                  expires_at, created_at) values {}",
-                values(chunk.len(), 9)
+                values(db, chunk.len(), 9)
             );
             let mut q = sqlx::query(&sql);
             for a in chunk {
@@ -441,7 +441,7 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
             let sql = format!(
                 "insert into alert (alert_id, action_key, workflow_id, run_id, customer_id, severity, \
                  audience, message, status, created_at) values {}",
-                values(chunk.len(), 10)
+                values(db, chunk.len(), 10)
             );
             let mut q = sqlx::query(&sql);
             for a in chunk {
@@ -487,7 +487,7 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
             .await?;
         }
         for chunk in batch.events_done.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!("delete from work_item where event_id in ({})", super::placeholders(1, chunk.len()));
+            let sql = format!("delete from work_item where event_id in {}", values(db, 1, chunk.len()));
             let mut q = sqlx::query(&sql);
             for event_id in chunk {
                 q = q.bind(event_id);

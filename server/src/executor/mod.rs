@@ -143,7 +143,7 @@ impl Executor {
                     continue;
                 }
             }
-            let wait = match runs::next_due(&self.ctx.db).await {
+            let wait = match runs::next_due(&self.ctx.work).await {
                 Ok(Some(due)) => Duration::from_millis((due - self.clock.now()).clamp(10, 1000) as u64),
                 _ => Duration::from_secs(1),
             };
@@ -155,12 +155,12 @@ impl Executor {
     /// Returns how many events and timers it handled.
     pub async fn tick(&mut self) -> anyhow::Result<usize> {
         self.refresh().await?;
-        let events = runs::queued_events(&self.ctx.db, BATCH).await.context("Reading the event queue.")?;
+        let events = runs::queued_events(&self.ctx.work, BATCH).await.context("Reading the event queue.")?;
         let mut done = events.len();
         if !events.is_empty() {
             self.run_events(events).await?;
         }
-        let due = runs::due_runs(&self.ctx.db, self.clock.now(), BATCH).await.context("Reading due timers.")?;
+        let due = runs::due_runs(&self.ctx.work, self.clock.now(), BATCH).await.context("Reading due timers.")?;
         done += due.len();
         if !due.is_empty() {
             self.run_timers(due).await?;
@@ -185,7 +185,7 @@ impl Executor {
         if self.published_at == Some(seen) {
             return Ok(());
         }
-        let rows = runs::published_versions(&self.ctx.db).await.context("Loading published workflows.")?;
+        let rows = runs::published_versions(&self.ctx.work).await.context("Loading published workflows.")?;
         let mut published = Vec::with_capacity(rows.len());
         for row in rows {
             match serde_json::from_str::<Workflow>(&row.definition) {
@@ -202,7 +202,7 @@ impl Executor {
         }
         self.published = published;
         self.published_at = Some(seen);
-        self.sources = app::store::sources::list(&self.ctx.db, None, 10_000)
+        self.sources = app::store::sources::list(&self.ctx.work, None, 10_000)
             .await
             .context("Loading sources.")?
             .into_iter()
@@ -219,7 +219,7 @@ impl Executor {
         if let Some(w) = self.pinned.get(&key) {
             return Ok(Some(w.clone()));
         }
-        let Some(text) = runs::version_definition(&self.ctx.db, workflow_id, version).await? else { return Ok(None) };
+        let Some(text) = runs::version_definition(&self.ctx.work, workflow_id, version).await? else { return Ok(None) };
         let w = Arc::new(serde_json::from_str::<Workflow>(&text).context("A pinned version cannot be read.")?);
         self.pinned.insert(key, w.clone());
         Ok(Some(w))
@@ -251,7 +251,7 @@ impl Executor {
         ids.dedup();
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(LOOKUP_CHUNK) {
-            for c in app::store::events::customers(&self.ctx.db, chunk).await? {
+            for c in app::store::events::customers(&self.ctx.work, chunk).await? {
                 let profile = serde_json::from_str::<Value>(&c.attributes).unwrap_or_else(|_| serde_json::json!({}));
                 out.insert(c.customer_id, Known { profile, last_seen_at: c.last_seen_at });
             }
@@ -275,14 +275,14 @@ impl Executor {
                 Operand::LastSeen => known.map(|k| Value::from(k.last_seen_at)),
                 Operand::CountInWindow { event, hours } => {
                     let since = uuid_v7_floor(now - i64::from(*hours) * 3_600_000);
-                    let n = runs::customer_events_since(&self.ctx.db, customer, event, &since).await?.len();
+                    let n = runs::customer_events_since(&self.ctx.work, customer, event, &since).await?.len();
                     Some(Value::from(n))
                 }
                 Operand::SumInWindow { event, path, hours } => {
                     let since = uuid_v7_floor(now - i64::from(*hours) * 3_600_000);
                     let path = app::ingest::mapping::Path::parse(path).ok();
                     let mut sum = 0.0;
-                    for payload in runs::customer_events_since(&self.ctx.db, customer, event, &since).await? {
+                    for payload in runs::customer_events_since(&self.ctx.work, customer, event, &since).await? {
                         let value: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
                         let field = path.as_ref().and_then(|p| p.get(&value));
                         sum += match field {
@@ -320,13 +320,15 @@ impl Executor {
         let mut entered: HashMap<(String, String), i64> = HashMap::new();
         let mut offers_of: HashMap<String, Vec<OfferRow>> = HashMap::new();
         for chunk in ids.chunks(LOOKUP_CHUNK) {
-            for o in app::store::offers::recent_of_customers(&self.ctx.db, chunk, now_ms() - OFFER_LOOKBACK_MS).await? {
+            for o in
+                app::store::offers::recent_of_customers(&self.ctx.work, chunk, now_ms() - OFFER_LOOKBACK_MS).await?
+            {
                 offers_of.entry(o.customer_id.clone()).or_default().push(o);
             }
-            for r in runs::waiting_runs_of_many(&self.ctx.db, chunk).await? {
+            for r in runs::waiting_runs_of_many(&self.ctx.work, chunk).await? {
                 waiting_of.entry(r.customer_id.clone()).or_default().push(r);
             }
-            for (workflow_id, customer, at) in runs::last_entered_many(&self.ctx.db, &active_ids, chunk).await? {
+            for (workflow_id, customer, at) in runs::last_entered_many(&self.ctx.work, &active_ids, chunk).await? {
                 entered.insert((workflow_id, customer), at);
             }
         }
@@ -575,8 +577,8 @@ impl Executor {
         }
         // New runs first: steps and actions refer to them.
         batch.runs.sort_by_key(|r| !r.new);
-        let turn = self.ctx.signals.write_turn(&self.ctx.db).await;
-        let committed = runs::commit(&self.ctx.db, &batch).await.context("Committing an executor batch.");
+        let turn = self.ctx.signals.write_turn(&self.ctx.work).await;
+        let committed = runs::commit(&self.ctx.work, &batch).await.context("Committing an executor batch.");
         drop(turn);
         let committed = committed?;
         if committed.webhooks > 0 {
@@ -665,7 +667,7 @@ impl Executor {
             }
         }
         for code in &committed.redeemed {
-            match app::store::offers::offer(&self.ctx.db, code).await {
+            match app::store::offers::offer(&self.ctx.work, code).await {
                 Ok(Some(o)) => live.publish("offers", o.to_offer(committed.at)),
                 Ok(None) => {}
                 Err(err) => {
