@@ -164,7 +164,15 @@ pub async fn customer_events_since(
     name: &str,
     since_id: &str,
 ) -> sqlx::Result<Vec<String>> {
-    let sql = "select payload from event where customer_id = $1 and event_id >= $2 and name = $3";
+    // The customer's few events, not every event of that name: without
+    // statistics SQLite may pick `event_by_name`, which scans all of them.
+    let sql = match db {
+        Db::Sqlite(_) => {
+            "select payload from event indexed by event_by_customer \
+             where customer_id = $1 and event_id >= $2 and name = $3"
+        }
+        Db::Postgres(_) => "select payload from event where customer_id = $1 and event_id >= $2 and name = $3",
+    };
     with_pool!(db, p => sqlx::query_scalar::<_, String>(sql).bind(customer_id).bind(since_id).bind(name).fetch_all(p).await)
 }
 
