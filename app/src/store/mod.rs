@@ -89,9 +89,8 @@ impl Db {
             // 64 MiB of page cache per connection (the default is 2 MiB): event,
             // dedupe and customer indexes take random inserts under load.
             .pragma("cache_size", "-65536")
-            // Pages of the database file are read through a memory map rather
-            // than copied by a read call each.
-            .pragma("mmap_size", "268435456")
+            // No memory map (`mmap_size`): sqlx copies text out of SQLite's
+            // pointers, which a map may move under it; it crashed the server.
             .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
