@@ -19,7 +19,7 @@ export TEST_POSTGRES_URL
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 
-.PHONY: bench-ingest bench-executor bench-sse bench-dashboard
+.PHONY: bench bench-quick bench-ingest bench-executor bench-sse bench-dashboard
 .PHONY: run test tools tool-rust tool-cargo-leptos tool-wasm-bindgen tool-chromium tool-npm \
         fmt-check clippy rust-test build-release e2e clean-data
 
@@ -86,10 +86,31 @@ build-release:
 e2e: build-release
 	cd end2end && CI=$${CI:-} npx playwright test
 
+## The whole benchmark suite (docs/benchmarks.md), each run on a fresh release server
+## and SQLite folder with 20 published workflows: single events at 16 and 64
+## connections, half the 64-connection rate, batches of 100, a soak, and the live
+## stream with 1,000 and 10,000 clients. Prints a Markdown table beside the targets
+## and writes the figures to BENCH_OUT (JSON; .md beside it). About 10 minutes after
+## the build; `make bench-quick` is a two-minute smoke check.
+BENCH_REPEAT ?= 3
+BENCH_SECONDS ?= 15
+BENCH_SOAK_SECONDS ?= 60
+BENCH_OUT ?= target/bench/results.json
+BENCH_QUICK ?=
+bench: tool-rust
+	@start=$$(date +%s); echo "cargo build --release -p server --bins"; cargo build --release -p server --bins; \
+	ulimit -n $$(ulimit -Hn) 2>/dev/null || true; status=0; \
+	target/release/nudge-load suite --server-bin target/release/nudge --out $(BENCH_OUT) \
+	  $(if $(BENCH_QUICK),--quick,--repeat $(BENCH_REPEAT) --seconds $(BENCH_SECONDS) --soak-seconds $(BENCH_SOAK_SECONDS)) \
+	  || status=$$?; \
+	echo "make bench: $$(( $$(date +%s) - start )) s, the release build included"; exit $$status
+
+bench-quick:
+	@$(MAKE) --no-print-directory bench BENCH_QUICK=1 BENCH_OUT=target/bench/quick.json
+
 ## Webhook ingest throughput on a fresh SQLite database (release build, loopback):
 ## single events at 16 and 64 connections, then batches of 100.
 BENCH_ADDR ?= 127.0.0.1:3400
-BENCH_SECONDS ?= 10
 bench-ingest:
 	cargo build --release -p server --bins
 	@dir=$$(mktemp -d /tmp/nudge-bench.XXXXXX); \
