@@ -123,6 +123,15 @@ async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     prune.abort();
     executor.abort();
     delivery.abort();
+    // Closing the pools closes SQLite's connections, so the last one checkpoints
+    // and removes the WAL; a connection still busy gets five seconds.
+    let closing = async {
+        ctx.work.close().await;
+        ctx.db.close().await;
+    };
+    if tokio::time::timeout(Duration::from_secs(5), closing).await.is_err() {
+        tracing::warn!("The database connections did not close within 5 s.");
+    }
     tracing::info!("Nudge stopped.");
     Ok(())
 }
