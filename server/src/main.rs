@@ -10,8 +10,18 @@ use std::time::Duration;
 use tower_sessions::ExpiredDeletion;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Server-rendered pages poll deep, large futures (the dashboard's segfaulted
+    // a worker on tokio's default 2 MiB stack): give the workers 8 MiB.
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 * 1024 * 1024)
+        .build()
+        .context("Starting the async runtime.")?
+        .block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     let Cli { command, config } = Cli::parse();
     init_tracing(config.log_format);
     let url = config.database_url()?;
