@@ -26,10 +26,13 @@ fn window(range_ms: i64, row_step: i64, now: i64) -> (i64, i64) {
 async fn figures(ctx: &Ctx, workflow: &str, step: i64, from: i64, to: i64) -> AppResult<Figures> {
     let totals: HashMap<String, i64> = rollups::totals(&ctx.db, workflow, step, from, to).await?.into_iter().collect();
     let get = |m: &str| totals.get(m).copied().unwrap_or(0);
-    let latency: HashMap<String, i64> =
-        rollups::by_key(&ctx.db, metric::LATENCY, workflow, step, from, to).await?.into_iter().collect();
-    let counts: Vec<i64> =
-        (0..LATENCY_BOUNDS_MS.len()).map(|i| latency.get(&i.to_string()).copied().unwrap_or(0)).collect();
+    // Keys are the buckets' indexes; parsed rather than each index formatted.
+    let mut counts: Vec<i64> = vec![0; LATENCY_BOUNDS_MS.len()];
+    for (key, n) in rollups::by_key(&ctx.db, metric::LATENCY, workflow, step, from, to).await? {
+        if let Some(c) = key.parse::<usize>().ok().and_then(|i| counts.get_mut(i)) {
+            *c += n;
+        }
+    }
     let started = get(metric::RUNS_STARTED);
     let converted = get(metric::RUNS_CONVERTED);
     Ok(Figures {
