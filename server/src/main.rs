@@ -11,8 +11,8 @@ use tower_sessions::ExpiredDeletion;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
-    // Server-rendered pages poll deep, large futures (the dashboard's segfaulted
-    // a worker on tokio's default 2 MiB stack): give the workers 8 MiB.
+    // Server-rendered pages poll deep, large futures: the workers get 8 MiB
+    // stacks rather than tokio's 2 MiB, room to spare.
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(8 * 1024 * 1024)
