@@ -18,10 +18,10 @@ fn main() -> anyhow::Result<()> {
         .thread_stack_size(8 * 1024 * 1024)
         .build()
         .context("Starting the async runtime.")?
-        .block_on(serve())
+        .block_on(start())
 }
 
-async fn serve() -> anyhow::Result<()> {
+async fn start() -> anyhow::Result<()> {
     let Cli { command, config } = Cli::parse();
     init_tracing(config.log_format);
     let url = config.database_url()?;
