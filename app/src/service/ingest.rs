@@ -224,7 +224,7 @@ impl SourceCache {
 
     /// Drops every cached source: call after changing one.
     pub fn forget(&self) {
-        self.by_slug.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, _| false);
+        self.by_slug.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
 

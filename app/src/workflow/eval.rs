@@ -209,11 +209,10 @@ impl Workflow {
     }
 
     pub fn triggered_by(&self, event: &EventData, ctx: &Context) -> bool {
-        let Some(Node { kind: NodeKind::Trigger { sources, event: name, filter }, .. }) = self.trigger() else {
+        let Some(Node { kind: NodeKind::Trigger { filter, .. }, .. }) = self.trigger() else {
             return false;
         };
-        *name == event.name
-            && (sources.is_empty() || sources.contains(&event.source))
+        self.listens_to(event)
             && filter.as_ref().is_none_or(|f| {
                 f.eval(&RunFacts { event: &event.payload, profile: &ctx.profile, aggregates: &ctx.aggregates })
             })
