@@ -66,6 +66,10 @@ test("events posted to the webhook move the dashboard, the canvas, the explorer 
 
   // The inbox shows the advisor's alert.
   await expect(inbox.getByTestId("alerts").locator("tr", { hasText: "vera moved 25000 EUR" })).toContainText("info");
+  // It arrived while the inbox was open: marked new, counted in the heading and the tab title.
+  await expect(inbox.getByTestId("alerts").locator("tr", { hasText: "vera" }).getByTestId("alert-new")).toBeVisible();
+  await expect(inbox.getByTestId("new-alerts")).toContainText("1 new alert");
+  await expect(inbox).toHaveTitle(/^\(1\) Alerts/);
 
   // The dashboard's tiles and chart moved without a reload.
   await expect(dashboard.getByTestId("kpi-events")).toContainText("Events received2");
@@ -90,6 +94,7 @@ test("events posted to the webhook move the dashboard, the canvas, the explorer 
   await expect(dashboard.getByTestId("live-status")).toHaveText("○ Reconnecting…", { timeout: 20_000 });
   await post(request, secret, { id: "tx-3", type: "transaction_completed", customer: { id: "xena" }, amount: 40_000, currency: "EUR" });
   await expect(inbox.getByTestId("alerts").locator("tr", { hasText: "xena" })).toBeVisible();
+  await expect(inbox.getByTestId("new-alerts")).toContainText("2 new alerts");
   await dashboardContext.setOffline(false);
   await expect(dashboard.getByTestId("live-status")).toHaveText("● Live", { timeout: 20_000 });
   await expect(dashboard.getByTestId("kpi-events")).toContainText("Events received3");
@@ -99,5 +104,11 @@ test("events posted to the webhook move the dashboard, the canvas, the explorer 
   // Acknowledging an alert in the inbox lowers the open count on the dashboard.
   await inbox.getByTestId("alerts").locator("tr", { hasText: "vera" }).getByRole("button", { name: "Acknowledge" }).click();
   await expect(dashboard.getByTestId("kpi-alerts")).toContainText("Open alerts1");
+  // Working it took its mark; "Mark seen" takes the rest.
+  await expect(inbox.getByTestId("new-alerts")).toContainText("1 new alert");
+  await inbox.getByTestId("new-alerts").getByRole("button", { name: "Mark seen" }).click();
+  await expect(inbox.getByTestId("new-alerts")).toHaveCount(0);
+  await expect(inbox.getByTestId("alert-new")).toHaveCount(0);
+  await expect(inbox.getByTestId("alerts").locator("tr", { hasText: "xena" })).toBeVisible();
   await dashboardContext.close();
 });

@@ -289,9 +289,27 @@ pub fn AlertsPage() -> impl IntoView {
     );
     let can_work = move || matches!(me.get(), Some(Ok(Some(m))) if m.role >= Role::Editor);
     let error = Signal::derive(move || work.value().get().and_then(Result::err));
+    let fresh = track_new_alerts(alerts, status, severity);
+    // Working an alert means it has been seen.
+    Effect::new(move |_| {
+        if let Some(w) = work.input().get() {
+            fresh.update(|f| {
+                f.remove(&w.alert_id);
+            });
+        }
+    });
+    let fresh_count = move || fresh.with(|f| f.len());
     view! {
-        <Title text="Alerts" />
-        <h1>"Alerts" " " <LiveBadge status=live /></h1>
+        <Title text=move || match fresh_count() { 0 => "Alerts".to_string(), n => format!("({n}) Alerts") } />
+        <h1>
+            "Alerts" " " <LiveBadge status=live />
+            <Show when=move || { fresh_count() > 0 }>
+                <span class="new-alerts" data-testid="new-alerts" role="status">
+                    {move || match fresh_count() { 1 => "1 new alert".to_string(), n => format!("{n} new alerts") }}
+                    <button class="link small" on:click=move |_| fresh.update(|f| f.clear())>"Mark seen"</button>
+                </span>
+            </Show>
+        </h1>
         <p class="lead">"The inbox of alerts raised by workflows: acknowledge one to say you are on it, resolve it when done."</p>
         <ErrorNote error />
         <section class="card">
@@ -334,9 +352,18 @@ pub fn AlertsPage() -> impl IntoView {
                                             (None, _, Some(by), Some(at)) => format!(" by {by}, {}", format_ms(at)),
                                             _ => String::new(),
                                         };
+                                        let row_class = format!("severity-{}", a.severity);
+                                        // A plain copy, not the row's StoredValue: the cue may be read while
+                                        // a refetch replaces the rows.
+                                        let alert_id = a.alert_id.clone();
+                                        let is_new = move || fresh.with(|f| f.contains(&alert_id));
+                                        let row_is_new = is_new.clone();
                                         view! {
-                                            <tr class=format!("severity-{}", a.severity)>
-                                                <td>{format_ms(a.created_at)}</td>
+                                            <tr class=row_class class:alert-new=row_is_new>
+                                                <td>
+                                                    {format_ms(a.created_at)}
+                                                    <Show when=is_new><span class="badge new" data-testid="alert-new">"new"</span></Show>
+                                                </td>
                                                 <td><span class=format!("badge sev-{}", a.severity)>{a.severity.clone()}</span></td>
                                                 <td>{a.audience.clone()}</td>
                                                 <td>{a.message.clone()}</td>
@@ -362,4 +389,44 @@ pub fn AlertsPage() -> impl IntoView {
             </Transition>
         </section>
     }
+}
+
+/// The alerts that arrived while the page was open (not those shown by first
+/// loading it or by changing a filter): the page marks them until they are
+/// seen, worked, or the user says so.
+fn track_new_alerts(
+    alerts: Resource<Result<Page<Alert>, AppError>>,
+    status: RwSignal<String>,
+    severity: RwSignal<String>,
+) -> RwSignal<std::collections::HashSet<String>> {
+    let fresh = RwSignal::new(std::collections::HashSet::<String>::new());
+    // What the last list showed, and under which filters.
+    let seen = StoredValue::new(None::<((String, String), std::collections::HashSet<String>)>);
+    Effect::new(move |_| {
+        let Some(Ok(page)) = alerts.get() else { return };
+        let filters = (status.get_untracked(), severity.get_untracked());
+        let ids: std::collections::HashSet<String> = page.items.iter().map(|a| a.alert_id.clone()).collect();
+        let arrived: Vec<String> = seen.with_value(|s| match s {
+            Some((was, known)) if *was == filters => page
+                .items
+                .iter()
+                .filter(|a| a.status == "open" && !known.contains(&a.alert_id))
+                .map(|a| a.alert_id.clone())
+                .collect(),
+            _ => Vec::new(),
+        });
+        seen.update_value(|s| match s {
+            Some((was, known)) if *was == filters => known.extend(ids.iter().cloned()),
+            _ => *s = Some((filters, ids.clone())),
+        });
+        // Marks go with the alerts that left the list (worked elsewhere, filtered out).
+        let stale = fresh.with_untracked(|f| f.iter().any(|id| !ids.contains(id)));
+        if stale || !arrived.is_empty() {
+            fresh.update(|f| {
+                f.retain(|id| ids.contains(id));
+                f.extend(arrived);
+            });
+        }
+    });
+    fresh
 }
