@@ -420,7 +420,7 @@ pub async fn customers(db: &Db, ids: &[String]) -> sqlx::Result<Vec<CustomerRow>
     let sql = format!(
         "select customer_id, attributes, first_seen_at, last_seen_at, event_count from customer \
          where customer_id in ({})",
-        super::placeholders(1, ids.len())
+        super::params(db, 1, ids.len())
     );
     with_pool!(db, p => {
         let mut q = sqlx::query_as::<_, CustomerRow>(&sql);

@@ -139,8 +139,24 @@ impl Db {
 /// Unix milliseconds now. Storage keeps every time as integer milliseconds
 /// so both backends decode the same Rust type.
 /// `$first, …` (`n` of them): the placeholders of an `in (…)` list, for both drivers.
-pub fn placeholders(first: usize, n: usize) -> String {
+fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `n` placeholders numbered from `first` — on SQLite anonymous `?`, which
+/// sqlx binds without looking each name up (a scan of the statement's
+/// parameters per parameter). A statement using these must use them (and
+/// [`param`]) for all its parameters, in the order it binds them.
+pub fn params(db: &Db, first: usize, n: usize) -> String {
+    match db {
+        Db::Sqlite(_) => vec!["?"; n].join(", "),
+        Db::Postgres(_) => placeholders(first, n),
+    }
+}
+
+/// Placeholder number `i`: see [`params`].
+pub fn param(db: &Db, i: usize) -> String {
+    params(db, i, 1)
 }
 
 pub fn now_ms() -> i64 {

@@ -94,16 +94,18 @@ pub async fn recent_of_customers(db: &Db, customer_ids: &[String], since: i64) -
     if customer_ids.is_empty() {
         return Ok(Vec::new());
     }
+    let n = customer_ids.len();
     let sql = format!(
-        "select {OFFER_COLUMNS} from offer where customer_id in ({}) and created_at >= $1",
-        super::placeholders(2, customer_ids.len())
+        "select {OFFER_COLUMNS} from offer where customer_id in ({}) and created_at >= {}",
+        super::params(db, 1, n),
+        super::param(db, n + 1)
     );
     with_pool!(db, p => {
-        let mut q = sqlx::query_as::<_, OfferRow>(&sql).bind(since);
+        let mut q = sqlx::query_as::<_, OfferRow>(&sql);
         for id in customer_ids {
             q = q.bind(id);
         }
-        q.fetch_all(p).await
+        q.bind(since).fetch_all(p).await
     })
 }
 

@@ -21,10 +21,19 @@ pub struct RunRow {
     pub started_at: i64,
     pub updated_at: i64,
     pub ended_at: Option<i64>,
+    /// The trigger event's payload, read from the event itself by the queries
+    /// that load runs to advance them: the stored state leaves it out (it
+    /// would repeat the event in every run it starts).
+    #[sqlx(default)]
+    pub trigger_payload: Option<String>,
 }
 
 pub const RUN_COLUMNS: &str = "run_id, workflow_id, version, customer_id, status, at_node, wake_at, state, \
                                trigger_event_id, started_at, updated_at, ended_at";
+
+/// The trigger event's payload of the run in the query (see `RunRow::trigger_payload`).
+const TRIGGER_PAYLOAD: &str =
+    "(select e.payload from event e where e.event_id = run.trigger_event_id) as trigger_payload";
 
 /// A published version that may start runs.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -97,8 +106,8 @@ pub async fn waiting_runs_of_many(db: &Db, customer_ids: &[String]) -> sqlx::Res
         return Ok(Vec::new());
     }
     let sql = format!(
-        "select {RUN_COLUMNS} from run where customer_id in ({}) and status = 'waiting'",
-        super::placeholders(1, customer_ids.len())
+        "select {RUN_COLUMNS}, {TRIGGER_PAYLOAD} from run where customer_id in ({}) and status = 'waiting'",
+        super::params(db, 1, customer_ids.len())
     );
     let mut rows = with_pool!(db, p => {
         let mut q = sqlx::query_as::<_, RunRow>(&sql);
@@ -124,8 +133,8 @@ pub async fn last_entered_many(
     let sql = format!(
         "select workflow_id, customer_id, last_entered_at from workflow_entry \
          where workflow_id in ({}) and customer_id in ({})",
-        super::placeholders(1, workflow_ids.len()),
-        super::placeholders(1 + workflow_ids.len(), customer_ids.len())
+        super::params(db, 1, workflow_ids.len()),
+        super::params(db, 1 + workflow_ids.len(), customer_ids.len())
     );
     with_pool!(db, p => {
         let mut q = sqlx::query_as::<_, (String, String, i64)>(&sql);
@@ -139,10 +148,11 @@ pub async fn last_entered_many(
 /// Waiting runs of active workflows whose timer is due at `now`, oldest due
 /// first. (A paused workflow's runs keep their timers until it resumes.)
 pub async fn due_runs(db: &Db, now: i64, limit: i64) -> sqlx::Result<Vec<RunRow>> {
-    let columns: Vec<String> = RUN_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect();
+    let columns: Vec<String> = RUN_COLUMNS.split(", ").map(|c| format!("run.{c}")).collect();
     let sql = format!(
-        "select {} from run r join workflow w on w.workflow_id = r.workflow_id \
-         where r.status = 'waiting' and r.wake_at <= $1 and w.status = 'active' order by r.wake_at, r.run_id limit $2",
+        "select {}, {TRIGGER_PAYLOAD} from run join workflow w on w.workflow_id = run.workflow_id \
+         where run.status = 'waiting' and run.wake_at <= $1 and w.status = 'active' \
+         order by run.wake_at, run.run_id limit $2",
         columns.join(", ")
     );
     with_pool!(db, p => sqlx::query_as::<_, RunRow>(&sql).bind(now).bind(limit).fetch_all(p).await)
@@ -174,6 +184,38 @@ pub async fn customer_events_since(
         Db::Postgres(_) => "select payload from event where customer_id = $1 and event_id >= $2 and name = $3",
     };
     with_pool!(db, p => sqlx::query_scalar::<_, String>(sql).bind(customer_id).bind(since_id).bind(name).fetch_all(p).await)
+}
+
+/// Events of one name of any of these customers since `since_id` (a UUID v7
+/// floor): (customer, event id, payload), in one query — the executor reads
+/// what a batch's count and sum conditions need at once.
+pub async fn customers_events_since(
+    db: &Db,
+    customer_ids: &[String],
+    name: &str,
+    since_id: &str,
+) -> sqlx::Result<Vec<(String, String, String)>> {
+    if customer_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hint = match db {
+        Db::Sqlite(_) => "indexed by event_by_customer",
+        Db::Postgres(_) => "",
+    };
+    let sql = format!(
+        "select customer_id, event_id, payload from event {hint} \
+         where event_id >= {} and name = {} and customer_id in ({})",
+        super::param(db, 1),
+        super::param(db, 2),
+        super::params(db, 3, customer_ids.len())
+    );
+    with_pool!(db, p => {
+        let mut q = sqlx::query_as::<_, (String, String, String)>(&sql).bind(since_id).bind(name);
+        for id in customer_ids {
+            q = q.bind(id);
+        }
+        q.fetch_all(p).await
+    })
 }
 
 /// A run as it is after a step, to insert or update.
@@ -281,12 +323,8 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
     use super::events::values;
     let now = now_ms();
     // On Postgres the ingest writer may merge into the same profile meanwhile:
-    // lock the row, so neither change is lost. (SQLite writers take turns.)
-    let read_profile = if matches!(db, Db::Postgres(_)) {
-        "select attributes from customer where customer_id = $1 for update"
-    } else {
-        "select attributes from customer where customer_id = $1"
-    };
+    // lock the rows, so neither change is lost. (SQLite writers take turns.)
+    let read_lock = if matches!(db, Db::Postgres(_)) { " for update" } else { "" };
     let mut out = Committed { at: now, ..Committed::default() };
     let mut tally = batch.tally.clone();
     // A multi-row upsert may touch each key once: the latest entry per
@@ -383,6 +421,7 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
         let fresh: Vec<&ActionWrite> = batch.actions.iter().filter(|a| performed.contains(&a.action_key)).collect();
         let mut offers: Vec<&ActionWrite> = Vec::new();
         let mut alerts: Vec<&ActionWrite> = Vec::new();
+        let mut profiles: Vec<&ActionWrite> = Vec::new();
         for a in &fresh {
             out.performed.push(a.action_key.clone());
             let counted = match a.effect {
@@ -399,27 +438,49 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
             match &a.effect {
                 Effect::Offer { .. } => offers.push(a),
                 Effect::Alert { .. } => alerts.push(a),
-                Effect::Profile { changes } => {
-                    // In order, one by one: each update builds on the one before.
-                    let current: Option<String> = sqlx::query_scalar(read_profile)
-                        .bind(&a.customer_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let mut profile = current
-                        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                        .unwrap_or_else(|| serde_json::json!({}));
-                    crate::workflow::eval::apply_profile_changes(&mut profile, changes);
-                    sqlx::query(
-                        "insert into customer (customer_id, attributes, first_seen_at, last_seen_at, event_count) \
-                         values ($1, $2, $3, $3, 0) on conflict (customer_id) do update set attributes = excluded.attributes",
-                    )
-                    .bind(&a.customer_id)
-                    .bind(profile.to_string())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                Effect::Profile { .. } => profiles.push(a),
                 Effect::Webhook => out.webhooks += 1,
+            }
+        }
+        // Profile updates: the customers read at once, each change applied in
+        // order on top of the one before, then written back at once.
+        if !profiles.is_empty() {
+            let mut ids: Vec<&str> = profiles.iter().map(|a| a.customer_id.as_str()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let mut current: HashMap<String, serde_json::Value> = HashMap::new();
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "select customer_id, attributes from customer where customer_id in ({}){read_lock}",
+                    super::params(db, 1, chunk.len())
+                );
+                let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                for (id, attributes) in q.fetch_all(&mut *tx).await? {
+                    current.insert(id, serde_json::from_str(&attributes).unwrap_or_else(|_| serde_json::json!({})));
+                }
+            }
+            for a in &profiles {
+                if let Effect::Profile { changes } = &a.effect {
+                    let profile = current.entry(a.customer_id.clone()).or_insert_with(|| serde_json::json!({}));
+                    crate::workflow::eval::apply_profile_changes(profile, changes);
+                }
+            }
+            let rows: Vec<(&str, String)> =
+                ids.iter().map(|id| (*id, current.get(*id).map(|p| p.to_string()).unwrap_or_default())).collect();
+            for chunk in rows.chunks(ROWS_PER_STATEMENT / 5) {
+                let sql = format!(
+                    "insert into customer (customer_id, attributes, first_seen_at, last_seen_at, event_count) \
+                     values {} on conflict (customer_id) do update set attributes = excluded.attributes",
+                    values(db, chunk.len(), 5)
+                );
+                let mut q = sqlx::query(&sql);
+                for (id, attributes) in chunk {
+                    q = q.bind(*id).bind(attributes).bind(now).bind(now).bind(0_i64);
+                }
+                q.execute(&mut *tx).await?;
             }
         }
         for chunk in offers.chunks(ROWS_PER_STATEMENT / 9) {
@@ -521,38 +582,27 @@ pub struct PendingAction {
     pub attempts: i64,
 }
 
-/// Claims up to `limit` due webhook actions until `lease_until`, so no other
-/// round (or node) sends them meanwhile.
+/// Leases up to `limit` due webhook actions until `lease_until`, in one
+/// statement: no transaction that reads and then upgrades to a write (SQLite
+/// answers such an upgrade with "database is locked" at once whenever another
+/// connection committed in between, without waiting), and on Postgres rows
+/// another node is leasing are skipped rather than waited for or leased twice.
 pub async fn lease_due_actions(db: &Db, now: i64, lease_until: i64, limit: i64) -> sqlx::Result<Vec<PendingAction>> {
-    with_pool!(db, p => {
-        let mut tx = p.begin().await?;
-        let due: Vec<PendingAction> = sqlx::query_as(
-            "select action_key, payload, attempts from action \
-             where status = 'pending' and next_attempt_at <= $1 order by next_attempt_at limit $2",
-        )
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut leased = Vec::with_capacity(due.len());
-        for a in due {
-            let n = sqlx::query(
-                "update action set next_attempt_at = $1 where action_key = $2 and status = 'pending' \
-                 and next_attempt_at <= $3",
-            )
-            .bind(lease_until)
-            .bind(&a.action_key)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 1 {
-                leased.push(a);
-            }
+    let sql = match db {
+        Db::Sqlite(_) => {
+            "update action set next_attempt_at = $1 where action_key in \
+             (select action_key from action where status = 'pending' and next_attempt_at <= $2 \
+              order by next_attempt_at limit $3) \
+             returning action_key, payload, attempts"
         }
-        tx.commit().await?;
-        Ok(leased)
-    })
+        Db::Postgres(_) => {
+            "update action set next_attempt_at = $1 where action_key in \
+             (select action_key from action where status = 'pending' and next_attempt_at <= $2 \
+              order by next_attempt_at limit $3 for update skip locked) \
+             returning action_key, payload, attempts"
+        }
+    };
+    with_pool!(db, p => sqlx::query_as(sql).bind(lease_until).bind(now).bind(limit).fetch_all(p).await)
 }
 
 /// Records an attempt: `done`, `failed`, or `pending` again at `next_attempt_at`.

@@ -94,7 +94,7 @@ impl Delivery {
         let now = self.clock.now();
         // The lease outlasts an attempt, so a crash mid-request retries it later.
         let lease_until = now + self.config.timeout.as_millis() as i64 * 3;
-        let due = runs::lease_due_actions(&self.ctx.db, now, lease_until, 64).await?;
+        let due = self.lease(now, lease_until).await?;
         let n = due.len();
         for action in due {
             let permit = self.slots.clone().acquire_owned().await.context("The delivery semaphore closed.")?;
@@ -111,12 +111,32 @@ impl Delivery {
     pub async fn deliver_due(self: Arc<Self>) -> anyhow::Result<usize> {
         let now = self.clock.now();
         let lease_until = now + self.config.timeout.as_millis() as i64 * 3;
-        let due = runs::lease_due_actions(&self.ctx.db, now, lease_until, 64).await?;
+        let due = self.lease(now, lease_until).await?;
         let n = due.len();
         for action in due {
             self.attempt(action).await;
         }
         Ok(n)
+    }
+
+    /// Writes take the hot writers' turn (ingest's group commit, the
+    /// executor's batch): on SQLite they would otherwise wait for its lock in
+    /// sleeps of up to 100 ms, seconds under load.
+    async fn lease(&self, now: i64, lease_until: i64) -> sqlx::Result<Vec<PendingAction>> {
+        let _turn = self.ctx.signals.write_turn(&self.ctx.db).await;
+        runs::lease_due_actions(&self.ctx.db, now, lease_until, 64).await
+    }
+
+    async fn record(
+        &self,
+        action_key: &str,
+        attempt: i64,
+        status: &str,
+        error: Option<&str>,
+        next: Option<i64>,
+    ) -> sqlx::Result<()> {
+        let _turn = self.ctx.signals.write_turn(&self.ctx.db).await;
+        runs::finish_action(&self.ctx.db, action_key, attempt, status, error, next).await
     }
 
     async fn attempt(&self, action: PendingAction) {
@@ -131,18 +151,17 @@ impl Delivery {
         let result = match outcome {
             Outcome::Delivered(status) => {
                 tracing::debug!(action = %action.action_key, status, attempt, "Webhook delivered.");
-                runs::finish_action(&self.ctx.db, &action.action_key, attempt, "done", None, None).await
+                self.record(&action.action_key, attempt, "done", None, None).await
             }
             Outcome::Retry { reason, after } if attempt < i64::from(self.config.max_attempts) => {
                 let delay = backoff(self.config.base_delay, attempt, &action.action_key).max(after.unwrap_or_default());
                 let next = now + delay.as_millis() as i64;
                 tracing::info!(action = %action.action_key, attempt, reason = %reason, retry_in_ms = delay.as_millis() as u64, "Webhook attempt failed; retrying.");
-                runs::finish_action(&self.ctx.db, &action.action_key, attempt, "pending", Some(&reason), Some(next))
-                    .await
+                self.record(&action.action_key, attempt, "pending", Some(&reason), Some(next)).await
             }
             Outcome::Retry { reason, .. } | Outcome::Failed(reason) => {
                 tracing::warn!(action = %action.action_key, attempt, reason = %reason, "Webhook failed for good.");
-                runs::finish_action(&self.ctx.db, &action.action_key, attempt, "failed", Some(&reason), None).await
+                self.record(&action.action_key, attempt, "failed", Some(&reason), None).await
             }
         };
         if let Err(err) = result {

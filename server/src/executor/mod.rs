@@ -69,6 +69,33 @@ struct Known {
     last_seen_at: i64,
 }
 
+/// The batch's customers' events that count and sum conditions look at, read
+/// once per batch: (customer, event name) → (event id, payload), for events
+/// since `covers[name]` (a UUID v7 floor). An operand whose window reaches
+/// further back (a pinned old version's) is read on its own.
+#[derive(Debug, Default)]
+struct Windows {
+    covers: HashMap<String, String>,
+    events: HashMap<(String, String), Vec<(String, String)>>,
+}
+
+impl Windows {
+    /// The payloads of `customer`'s events named `event` since `since`, if read.
+    fn get(&self, customer: &str, event: &str, since: &str) -> Option<Vec<&str>> {
+        let floor = self.covers.get(event)?;
+        if floor.as_str() > since {
+            return None;
+        }
+        let key = (customer.to_string(), event.to_string());
+        Some(
+            self.events
+                .get(&key)
+                .map(|list| list.iter().filter(|(id, _)| id.as_str() >= since).map(|(_, p)| p.as_str()).collect())
+                .unwrap_or_default(),
+        )
+    }
+}
+
 /// A published workflow version, parsed once.
 #[derive(Debug, Clone)]
 struct Version {
@@ -100,6 +127,9 @@ pub struct Executor {
     /// Definitions of older versions that waiting runs are pinned to.
     pinned: HashMap<(String, i64), Arc<Workflow>>,
     sources: HashMap<String, String>,
+    /// Event names the published versions count or sum over, with the
+    /// longest window (hours) any of them looks back.
+    windows: HashMap<String, u32>,
     /// Step numbers: increasing across the process's life.
     seq: i64,
     metrics: Option<Arc<crate::http::metrics::Metrics>>,
@@ -115,6 +145,7 @@ impl Executor {
             published_at: None,
             pinned: HashMap::new(),
             sources: HashMap::new(),
+            windows: HashMap::new(),
             seq,
             metrics: None,
         }
@@ -200,6 +231,15 @@ impl Executor {
                 }
             }
         }
+        self.windows.clear();
+        for v in &published {
+            for operand in v.workflow.aggregates() {
+                if let Operand::CountInWindow { event, hours } | Operand::SumInWindow { event, hours, .. } = operand {
+                    let longest = self.windows.entry(event).or_insert(0);
+                    *longest = (*longest).max(hours);
+                }
+            }
+        }
         self.published = published;
         self.published_at = Some(seen);
         self.sources = app::store::sources::list(&self.ctx.work, None, 10_000)
@@ -264,6 +304,7 @@ impl Executor {
     async fn context(
         &self,
         known: Option<&Known>,
+        windows: &Windows,
         customer: &str,
         workflow: &Workflow,
         now: i64,
@@ -275,15 +316,26 @@ impl Executor {
                 Operand::LastSeen => known.map(|k| Value::from(k.last_seen_at)),
                 Operand::CountInWindow { event, hours } => {
                     let since = uuid_v7_floor(now - i64::from(*hours) * 3_600_000);
-                    let n = runs::customer_events_since(&self.ctx.work, customer, event, &since).await?.len();
+                    let n = match windows.get(customer, event, &since) {
+                        Some(payloads) => payloads.len(),
+                        None => runs::customer_events_since(&self.ctx.work, customer, event, &since).await?.len(),
+                    };
                     Some(Value::from(n))
                 }
                 Operand::SumInWindow { event, path, hours } => {
                     let since = uuid_v7_floor(now - i64::from(*hours) * 3_600_000);
                     let path = app::ingest::mapping::Path::parse(path).ok();
+                    let read;
+                    let payloads = match windows.get(customer, event, &since) {
+                        Some(p) => p,
+                        None => {
+                            read = runs::customer_events_since(&self.ctx.work, customer, event, &since).await?;
+                            read.iter().map(String::as_str).collect()
+                        }
+                    };
                     let mut sum = 0.0;
-                    for payload in runs::customer_events_since(&self.ctx.work, customer, event, &since).await? {
-                        let value: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+                    for payload in payloads {
+                        let value: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
                         let field = path.as_ref().and_then(|p| p.get(&value));
                         sum += match field {
                             Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
@@ -302,7 +354,26 @@ impl Executor {
         Ok(Context { profile, aggregates, now, seed: seed() })
     }
 
+    /// What the published versions' count and sum conditions need of these
+    /// customers' events, one query per event name counted.
+    async fn windows(&self, customers: &[String], now: i64) -> anyhow::Result<Windows> {
+        let mut out = Windows::default();
+        for (event, hours) in &self.windows {
+            let since = uuid_v7_floor(now - i64::from(*hours) * 3_600_000);
+            for chunk in customers.chunks(LOOKUP_CHUNK) {
+                for (customer, id, payload) in
+                    runs::customers_events_since(&self.ctx.work, chunk, event, &since).await?
+                {
+                    out.events.entry((customer, event.clone())).or_default().push((id, payload));
+                }
+            }
+            out.covers.insert(event.clone(), since);
+        }
+        Ok(out)
+    }
+
     async fn run_events(&mut self, events: Vec<EventRow>) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
         let now = self.clock.now();
         let mut batch = Batch::default();
         // Runs touched in this batch, so a later event of the same customer sees them.
@@ -313,6 +384,7 @@ impl Executor {
         ids.sort();
         ids.dedup();
         let customers = self.customers(ids.clone()).await?;
+        let windows = self.windows(&ids, now).await?;
         // Workflows runs may start in (cloned once: recording a step borrows self).
         let active: Vec<Version> = self.published.iter().filter(|v| v.active).cloned().collect();
         let active_ids: Vec<String> = active.iter().map(|v| v.workflow_id.clone()).collect();
@@ -332,6 +404,7 @@ impl Executor {
                 entered.insert((workflow_id, customer), at);
             }
         }
+        let read = started.elapsed();
         for row in &events {
             batch.events_done.push(row.event_id.clone());
             let event = match self.event_data(row) {
@@ -365,7 +438,7 @@ impl Executor {
                 if current.state.status != eval::RunStatus::Waiting {
                     continue;
                 }
-                let ctx = self.context(customer, &event.customer, &workflow, now).await?;
+                let ctx = self.context(customer, &windows, &event.customer, &workflow, now).await?;
                 // A paused workflow's runs keep the event for when it resumes.
                 let step = if self.advancing(&workflow_id) {
                     eval::advance(&workflow, &current.state, Input::Event(&event), &ctx)
@@ -383,7 +456,7 @@ impl Executor {
                 if !v.workflow.listens_to(&event) {
                     continue;
                 }
-                let ctx = self.context(customer, &event.customer, &v.workflow, now).await?;
+                let ctx = self.context(customer, &windows, &event.customer, &v.workflow, now).await?;
                 if !v.workflow.triggered_by(&event, &ctx) {
                     continue;
                 }
@@ -409,14 +482,27 @@ impl Executor {
             }
         }
         let received: Vec<i64> = events.iter().map(|e| e.received_at).collect();
-        self.finish(batch, live, &received).await
+        let evaluated = started.elapsed();
+        self.finish(batch, live, &received).await?;
+        tracing::debug!(
+            events = events.len(),
+            read_us = read.as_micros() as u64,
+            evaluate_us = (evaluated - read).as_micros() as u64,
+            commit_us = (started.elapsed() - evaluated).as_micros() as u64,
+            "Executor batch."
+        );
+        Ok(())
     }
 
     async fn run_timers(&mut self, due: Vec<RunRow>) -> anyhow::Result<()> {
         let now = self.clock.now();
         let mut batch = Batch::default();
         let mut live: HashMap<String, Live> = HashMap::new();
-        let customers = self.customers(due.iter().map(|r| r.customer_id.clone()).collect()).await?;
+        let mut ids: Vec<String> = due.iter().map(|r| r.customer_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let customers = self.customers(ids.clone()).await?;
+        let windows = self.windows(&ids, now).await?;
         for row in due {
             if !self.advancing(&row.workflow_id) {
                 continue;
@@ -430,7 +516,7 @@ impl Executor {
                 batch.broken.push((row.run_id.clone(), "the workflow version it runs is gone".into()));
                 continue;
             };
-            let ctx = self.context(customers.get(&row.customer_id), &row.customer_id, &workflow, now).await?;
+            let ctx = self.context(customers.get(&row.customer_id), &windows, &row.customer_id, &workflow, now).await?;
             let step = eval::advance(&workflow, &current.state, Input::Timer, &ctx);
             if step.state != current.state {
                 self.record(&mut batch, &mut live, current, step, now, Cause::default());
@@ -556,11 +642,14 @@ impl Executor {
     }
 
     async fn finish(&mut self, mut batch: Batch, live: HashMap<String, Live>, received: &[i64]) -> anyhow::Result<()> {
-        for (run_id, l) in live {
+        for (run_id, mut l) in live {
             // Runs read from the database but left unchanged need no write.
             if !l.new && !l.dirty {
                 continue;
             }
+            // The trigger event is stored once, as the event: the state leaves
+            // its payload out, and `to_live` reads it back from the event.
+            l.state.trigger.payload = Value::Null;
             batch.runs.push(RunWrite {
                 run_id,
                 workflow_id: l.state.workflow_id.clone(),
@@ -691,13 +780,24 @@ impl Cause {
 }
 
 fn to_live(row: &RunRow) -> Option<Live> {
-    let state: RunState = match serde_json::from_str(&row.state) {
+    let mut state: RunState = match serde_json::from_str(&row.state) {
         Ok(s) => s,
         Err(err) => {
             tracing::error!(run = %row.run_id, error = %err, "A run's state cannot be read.");
             return None;
         }
     };
+    // States written before the payload was left out still carry it.
+    if state.trigger.payload.is_null() {
+        match row.trigger_payload.as_deref().map(serde_json::from_str::<Value>) {
+            Some(Ok(payload)) => state.trigger.payload = payload,
+            Some(Err(err)) => {
+                tracing::error!(run = %row.run_id, error = %err, "A run's trigger event cannot be read.");
+                return None;
+            }
+            None => tracing::warn!(run = %row.run_id, "A run's trigger event is gone; it goes on without its payload."),
+        }
+    }
     Some(Live {
         state,
         version: row.version,
