@@ -126,13 +126,25 @@ async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(config.addr).await.with_context(|| format!("Listening on {}.", config.addr))?;
     tracing::info!(addr = %config.addr, database = ctx.db.backend(), "Nudge is serving on http://{}.", config.addr);
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown({
+            let live = ctx.live.clone();
+            async move {
+                shutdown_signal().await;
+                // Live streams never finish on their own: end them, or the
+                // shutdown would wait for every open browser tab.
+                live.close();
+            }
+        })
         .await
         .context("Serving HTTP.")?;
-    cleanup.abort();
-    prune.abort();
-    executor.abort();
-    delivery.abort();
+    // Every request has had its answer. The background tasks stop before the
+    // pools close: one mid-batch is cancelled at its next await and rolls
+    // back (what it did is replayed at the next start; action keys make that
+    // a no-op), instead of running into a closed pool.
+    for task in [cleanup, prune, executor, delivery] {
+        task.abort();
+        let _ = task.await;
+    }
     // Closing the pools closes SQLite's connections, so the last one checkpoints
     // and removes the WAL; a connection still busy gets five seconds.
     let closing = async {

@@ -89,3 +89,42 @@ async fn a_client_that_stops_reading_is_told_to_resync_then_carries_on() {
     let after = read_until(&mut stuck, "\"n\":\"after\"").await;
     assert!(!after.contains("{\"n\":0}"), "the oldest messages were dropped, not queued: {after}");
 }
+
+#[tokio::test]
+async fn open_streams_end_when_the_server_shuts_down() {
+    use http_body_util::BodyExt;
+    let db = testing::sqlite().await.unwrap();
+    let ctx = Ctx::new(db.clone());
+    let app = router(&ctx);
+    let key = common::key(&db, Role::Viewer).await;
+
+    let mut body = app.clone().oneshot(stream_request(&key, "events", None)).await.unwrap().into_body();
+    read_until(&mut body, "event: ready").await;
+    ctx.live.close();
+    // The body ends (`None`) instead of waiting for messages or keep-alives:
+    // the graceful shutdown does not wait for open browser tabs.
+    let mut rest = String::new();
+    loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())
+            .await
+            .expect("the stream ends at shutdown, not at the next keep-alive");
+        match frame {
+            None => break,
+            Some(frame) => {
+                if let Ok(data) = frame.unwrap().into_data() {
+                    rest.push_str(&String::from_utf8_lossy(&data));
+                }
+            }
+        }
+    }
+    assert!(!rest.contains("event:"), "nothing more was sent: {rest}");
+    // A client connecting while the server stops is ended too.
+    let mut late = app.oneshot(stream_request(&key, "events", None)).await.unwrap().into_body();
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(frame) = late.frame().await {
+            frame.unwrap();
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "a stream opened while stopping ends too");
+}

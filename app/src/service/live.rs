@@ -8,7 +8,7 @@ use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// One message: a topic (`events`, …), a sequence number for resuming, and the whole object.
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +51,9 @@ struct Inner {
     ring: Mutex<Ring>,
     /// Unix ms when the last subscriber left (0: never had one).
     last_left_at: AtomicI64,
+    /// Set when the server shuts down: open streams end, so their clients
+    /// reconnect to whatever serves next instead of holding the shutdown up.
+    closing: watch::Sender<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -75,6 +78,7 @@ impl Default for Live {
                 epoch,
                 ring: Mutex::new(Ring::default()),
                 last_left_at: AtomicI64::new(0),
+                closing: watch::Sender::new(false),
             }),
         }
     }
@@ -207,6 +211,19 @@ impl Live {
         }
     }
 
+    /// Ends every open stream (see [`Live::closed`]); for the server's shutdown.
+    pub fn close(&self) {
+        self.inner.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Live::close`] has been called (at once if it has).
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
+    }
+
     /// Ticks every `TICK_MS` for as long as the process runs.
     pub fn start_ticker(&self) {
         let live = self.clone();
@@ -252,6 +269,17 @@ mod tests {
         }
         assert!(matches!(live.resume(Some(&id)).resume, Resume::Resync));
         drop(first);
+    }
+
+    #[tokio::test]
+    async fn closing_ends_streams_opened_before_and_after() {
+        let live = Live::default();
+        let before = live.closed();
+        live.close();
+        tokio::time::timeout(std::time::Duration::from_secs(5), before).await.expect("an open stream ends on close");
+        tokio::time::timeout(std::time::Duration::from_secs(5), live.closed())
+            .await
+            .expect("a stream opened while closing ends at once");
     }
 
     #[test]

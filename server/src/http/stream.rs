@@ -69,14 +69,21 @@ pub async fn stream(
         let _held = &guard;
         match msg {
             Ok(m) if m.seq <= after => None,
-            Ok(m) if topics.contains(m.topic) => Some(Ok(message(&feed, &m))),
+            Ok(m) if topics.contains(m.topic) => Some(message(&feed, &m)),
             Ok(_) => None,
             Err(BroadcastStreamRecvError::Lagged(missed)) => {
-                Some(Ok(Event::default().event("resync").data(missed.to_string())))
+                Some(Event::default().event("resync").data(missed.to_string()))
             }
         }
     });
-    let all = tokio_stream::iter(first.into_iter().map(Ok)).chain(stream);
+    // At shutdown the stream ends (the client's EventSource reconnects to
+    // whatever serves next); an endless response would hold the shutdown up.
+    let closing = tokio_stream::once(()).then(move |()| live.closed()).map(|()| None);
+    let all = tokio_stream::iter(first.into_iter().map(Some))
+        .chain(stream.map(Some))
+        .merge(closing)
+        .take_while(Option::is_some)
+        .filter_map(|m| m.map(Ok::<Event, Infallible>));
     Ok(Sse::new(all).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
