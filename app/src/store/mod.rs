@@ -86,9 +86,10 @@ impl Db {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
-            // 64 MiB of page cache per connection (the default is 2 MiB): event,
-            // dedupe and customer indexes take random inserts under load.
-            .pragma("cache_size", "-65536")
+            // 8 MiB of page cache per connection (the default is 2 MiB). The
+            // benchmark's soak measured 64 MiB as no faster, and the writer's
+            // cache filling up to it was half of the server's memory growth.
+            .pragma("cache_size", "-8192")
             // No memory map (`mmap_size`): sqlx copies text out of SQLite's
             // pointers, which a map may move under it; it crashed the server.
             .pragma("temp_store", "memory");
