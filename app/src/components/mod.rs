@@ -1,5 +1,6 @@
 //! Reusable pieces of UI.
 
+pub mod caller;
 pub mod canvas;
 pub mod chart;
 pub mod forms;

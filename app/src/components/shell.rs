@@ -1,12 +1,13 @@
 //! The frame of every signed-in page: top navigation, the caller, logout.
 
-use crate::pages::auth::{go_to, whoami, Logout};
+use crate::components::caller::provide_caller;
+use crate::pages::auth::{go_to, Logout};
 use leptos::prelude::*;
 use leptos_router::components::{Outlet, A};
 
 #[component]
 pub fn Shell() -> impl IntoView {
-    let me = Resource::new(|| (), |_| whoami());
+    let me = provide_caller().0;
     let logout = ServerAction::<Logout>::new();
     Effect::new(move |_| {
         if logout.value().get().is_some() {

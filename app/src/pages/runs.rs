@@ -6,7 +6,7 @@ use crate::components::graph::RunGraph;
 use crate::components::live::{use_live_ticks, LiveBadge};
 use crate::error::AppError;
 use crate::model::{Alert, Page, Role, Run, RunDetail, WorkflowSummary};
-use crate::pages::auth::whoami;
+use crate::components::caller::IfRole;
 use crate::pages::settings::format_ms;
 use crate::workflow::Workflow;
 use leptos::prelude::*;
@@ -281,13 +281,11 @@ pub fn AlertsPage() -> impl IntoView {
     let status = RwSignal::new("open".to_string());
     let severity = RwSignal::new(String::new());
     let work = ServerAction::<WorkAlert>::new();
-    let me = Resource::new(|| (), |_| whoami());
     let (live, tick) = use_live_ticks("alerts", |_| true);
     let alerts = Resource::new(
         move || (status.get(), severity.get(), work.version().get(), tick.get()),
         |(s, v, _, _)| list_alerts(s, v),
     );
-    let can_work = move || matches!(me.get(), Some(Ok(Some(m))) if m.role >= Role::Editor);
     let error = Signal::derive(move || work.value().get().and_then(Result::err));
     let fresh = track_new_alerts(alerts, status, severity);
     // Working an alert means it has been seen.
@@ -370,12 +368,14 @@ pub fn AlertsPage() -> impl IntoView {
                                                 <td><a href=format!("/customers/{}", a.customer_id)>{a.customer_id.clone()}</a></td>
                                                 <td><span class=status_class(&a.status)>{a.status.clone()}</span><span class="muted small">{who}</span></td>
                                                 <td class="row-actions">
-                                                    <Show when=move || can_work() && open>
-                                                        <button class="small" on:click=move |_| { work.dispatch(WorkAlert { alert_id: id.get_value(), resolve: false }); }>"Acknowledge"</button>
-                                                    </Show>
-                                                    <Show when=move || can_work() && !resolved>
-                                                        <button class="small" on:click=move |_| { work.dispatch(WorkAlert { alert_id: id.get_value(), resolve: true }); }>"Resolve"</button>
-                                                    </Show>
+                                                    <IfRole at_least=Role::Editor>
+                                                        <Show when=move || open>
+                                                            <button class="small" on:click=move |_| { work.dispatch(WorkAlert { alert_id: id.get_value(), resolve: false }); }>"Acknowledge"</button>
+                                                        </Show>
+                                                        <Show when=move || !resolved>
+                                                            <button class="small" on:click=move |_| { work.dispatch(WorkAlert { alert_id: id.get_value(), resolve: true }); }>"Resolve"</button>
+                                                        </Show>
+                                                    </IfRole>
                                                 </td>
                                             </tr>
                                         }

@@ -3,7 +3,7 @@
 use crate::components::forms::{confirm_click, reset_on_success, CopyButton, ErrorNote, PasswordInput};
 use crate::error::AppError;
 use crate::model::{ApiKey, CreatedApiKey, Page, Role, User};
-use crate::pages::auth::whoami;
+use crate::components::caller::use_caller;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -138,7 +138,7 @@ fn RoleSelect(#[prop(default = Role::Viewer)] selected: Role) -> impl IntoView {
 
 #[component]
 pub fn SettingsPage() -> impl IntoView {
-    let me = Resource::new(|| (), |_| whoami());
+    let me = use_caller().0;
     view! {
         <Title text="Settings" />
         <h1>"Settings"</h1>

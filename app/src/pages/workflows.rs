@@ -4,7 +4,7 @@
 use crate::components::forms::ErrorNote;
 use crate::error::AppError;
 use crate::model::{Page, Role, WorkflowDetail, WorkflowStatus, WorkflowSummary, WorkflowVersion};
-use crate::pages::auth::whoami;
+use crate::components::caller::IfRole;
 use crate::pages::settings::format_ms;
 use crate::workflow::diff::Diff;
 use crate::workflow::templates::Template;
@@ -189,7 +189,6 @@ pub fn WorkflowsPage() -> impl IntoView {
     let status = RwSignal::new(String::new());
     let changed = RwSignal::new(0u32);
     let workflows = Resource::new(move || (q.get(), status.get(), changed.get()), |(q, s, _)| list_workflows(q, s));
-    let me = Resource::new(|| (), |_| whoami());
     let templates = Resource::new(|| (), |_| list_templates());
     let create = ServerAction::<CreateWorkflow>::new();
     let duplicate = ServerAction::<DuplicateWorkflow>::new();
@@ -209,7 +208,6 @@ pub fn WorkflowsPage() -> impl IntoView {
             changed.update(|n| *n += 1);
         }
     });
-    let can_edit = move || matches!(me.get(), Some(Ok(Some(m))) if m.role >= Role::Editor);
     let error = Signal::derive(move || {
         create
             .value()
@@ -303,7 +301,7 @@ pub fn WorkflowsPage() -> impl IntoView {
                                                         </td>
                                                         <td>{format!("{} by {}", format_ms(w.updated_at), w.updated_by)}</td>
                                                         <td class="row-actions">
-                                                            <Show when=can_edit>
+                                                            <IfRole at_least=Role::Editor>
                                                                 <button
                                                                     class="small"
                                                                     on:click=move |_| {
@@ -327,7 +325,7 @@ pub fn WorkflowsPage() -> impl IntoView {
                                                                         "Archive"
                                                                     </button>
                                                                 </Show>
-                                                            </Show>
+                                                            </IfRole>
                                                         </td>
                                                     </tr>
                                                 }
@@ -343,7 +341,7 @@ pub fn WorkflowsPage() -> impl IntoView {
                 })}
             </Transition>
         </section>
-        <Show when=can_edit>
+        <IfRole at_least=Role::Editor>
             <section class="card">
                 <h2>"New workflow"</h2>
                 <div class="template-grid">
@@ -399,6 +397,6 @@ pub fn WorkflowsPage() -> impl IntoView {
                     </button>
                 </details>
             </section>
-        </Show>
+        </IfRole>
     }
 }
