@@ -28,11 +28,7 @@ pub fn use_caller() -> Caller {
 /// `fallback` (nothing by default). Safe anywhere, tables included: it adds
 /// no element of its own.
 #[component]
-pub fn IfRole(
-    at_least: Role,
-    children: ChildrenFn,
-    #[prop(optional, into)] fallback: Option<ViewFn>,
-) -> impl IntoView {
+pub fn IfRole(at_least: Role, children: ChildrenFn, #[prop(optional, into)] fallback: Option<ViewFn>) -> impl IntoView {
     let me = use_caller().0;
     let children = StoredValue::new(children);
     let fallback = StoredValue::new(fallback);

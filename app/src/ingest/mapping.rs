@@ -155,27 +155,32 @@ pub struct CompiledMapping {
 impl Mapping {
     /// Checks every path; the error names the field (`mapping.event_name`, …).
     pub fn compile(&self) -> Result<CompiledMapping, (String, String)> {
-        let p = |field: &str, text: &str| Path::parse(text).map_err(|e| (format!("mapping.{field}"), e));
+        // The detail names the field too: an API client or a form showing one
+        // message must not have to guess which of five paths it is about.
+        let p = |field: &str, label: &str, text: &str| {
+            Path::parse(text).map_err(|e| (format!("mapping.{field}"), format!("{label}: {e}.")))
+        };
         let mut profile = Vec::new();
         for (i, f) in self.profile.iter().enumerate() {
             let attribute = f.attribute.trim();
             if attribute.is_empty() || attribute.len() > 64 {
                 return Err((
                     format!("mapping.profile[{i}].attribute"),
-                    "name the attribute (1 to 64 characters)".into(),
+                    format!("Profile line {}: name the attribute (1 to 64 characters).", i + 1),
                 ));
             }
-            profile.push((attribute.to_string(), p(&format!("profile[{i}].path"), &f.path)?));
+            let label = format!("Profile attribute '{attribute}'");
+            profile.push((attribute.to_string(), p(&format!("profile[{i}].path"), &label, &f.path)?));
         }
         Ok(CompiledMapping {
-            event_name: p("event_name", &self.event_name)?,
-            customer_id: p("customer_id", &self.customer_id)?,
-            event_id: p("event_id", &self.event_id)?,
+            event_name: p("event_name", "Event name", &self.event_name)?,
+            customer_id: p("customer_id", "Customer id", &self.customer_id)?,
+            event_id: p("event_id", "Event id", &self.event_id)?,
             timestamp: self
                 .timestamp
                 .as_deref()
                 .filter(|t| !t.trim().is_empty())
-                .map(|t| p("timestamp", t))
+                .map(|t| p("timestamp", "Event time", t))
                 .transpose()?,
             profile,
         })
@@ -427,7 +432,9 @@ mod tests {
         m.event_id = "items[x]".into();
         assert_eq!(m.compile().unwrap_err().0, "mapping.event_id");
         m.event_id = "a..b".into();
-        assert!(m.compile().is_err());
+        let (field, detail) = m.compile().unwrap_err();
+        assert_eq!(field, "mapping.event_id");
+        assert_eq!(detail, "Event id: 'a..b' has an empty segment.", "the message alone says which field");
         assert!(Path::parse("a[0][1].b").is_ok());
     }
 

@@ -1,12 +1,12 @@
 //! Runs (filter by workflow, status, customer; each run's step trace and
 //! actions) and the alert inbox (acknowledge, resolve).
 
+use crate::components::caller::IfRole;
 use crate::components::forms::ErrorNote;
 use crate::components::graph::RunGraph;
 use crate::components::live::{use_live_ticks, LiveBadge};
 use crate::error::AppError;
 use crate::model::{Alert, Page, Role, Run, RunDetail, WorkflowSummary};
-use crate::components::caller::IfRole;
 use crate::pages::settings::format_ms;
 use crate::workflow::Workflow;
 use leptos::prelude::*;

@@ -1,9 +1,9 @@
 //! Settings: your account, and for admins the users and API keys.
 
+use crate::components::caller::use_caller;
 use crate::components::forms::{confirm_click, reset_on_success, CopyButton, ErrorNote, PasswordInput};
 use crate::error::AppError;
 use crate::model::{ApiKey, CreatedApiKey, Page, Role, User};
-use crate::components::caller::use_caller;
 use leptos::prelude::*;
 use leptos_meta::Title;
 

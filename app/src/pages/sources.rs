@@ -1,10 +1,11 @@
 //! Sources: the list with creation, and each source's page — webhook URL,
 //! signing, a ready-to-run curl example, test events, mapping, dead letters.
 
-use crate::components::forms::{confirm_click, reset_on_success, CopyButton, ErrorNote};
+use crate::components::caller::IfRole;
+use crate::components::forms::{confirm_click, reset_on_success, CopyButton, ErrorNote, FieldChecks, FieldNote};
 use crate::error::AppError;
 use crate::ingest::mapping::{parse_profile_lines, profile_lines, Mapping};
-use crate::model::{DeadLetter, Page, Source, SourceWithSecret};
+use crate::model::{DeadLetter, Page, Role, Source, SourceWithSecret};
 use crate::pages::settings::format_ms;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -167,9 +168,26 @@ pub async fn replay_dead_letter(dead_letter_id: String) -> Result<String, AppErr
     .await
 }
 
-/// The five mapping inputs, prefilled from `mapping` when editing.
+/// The form fields whose server errors show beside the field, not under the form.
+const INLINE_FIELDS: &[&str] = &[
+    "name",
+    "slug",
+    "mapping.event_name",
+    "mapping.customer_id",
+    "mapping.event_id",
+    "mapping.timestamp",
+    "mapping.profile",
+    "profile",
+];
+
+/// The five mapping inputs, prefilled from `mapping` when editing; each shows
+/// its own error (the browser's check or the server's) beside it.
 #[component]
-fn MappingFields(#[prop(optional)] mapping: Option<Mapping>) -> impl IntoView {
+fn MappingFields(
+    #[prop(optional)] mapping: Option<Mapping>,
+    checks: FieldChecks,
+    #[prop(into)] error: Signal<Option<AppError>>,
+) -> impl IntoView {
     let m = mapping.unwrap_or_else(|| Mapping {
         event_name: "$.type".into(),
         customer_id: "$.customer.id".into(),
@@ -177,23 +195,60 @@ fn MappingFields(#[prop(optional)] mapping: Option<Mapping>) -> impl IntoView {
         timestamp: None,
         profile: Vec::new(),
     });
+    // The profile box's server errors come as `profile` (a line that is not
+    // `attribute = path`) or `mapping.profile[i]…` (a bad path).
+    let profile_error = Signal::derive(move || {
+        error.get().map(|e| match e.field() {
+            Some("profile") => AppError::invalid("mapping.profile", e.to_string()),
+            _ => e,
+        })
+    });
     view! {
         <fieldset class="mapping">
             <legend>"Field mapping (JSON paths into each event)"</legend>
-            <label>"Event name" <input type="text" name="event_name" required value=m.event_name /></label>
-            <label>"Customer id" <input type="text" name="customer_id" required value=m.customer_id /></label>
-            <label>"Event id (for duplicates)" <input type="text" name="event_id" required value=m.event_id /></label>
+            <label>
+                "Event name"
+                <input type="text" name="event_name" required value=m.event_name on:invalid=checks.invalid() on:input=checks.clear() />
+                <FieldNote checks error name="event_name" server_field="mapping.event_name" />
+            </label>
+            <label>
+                "Customer id"
+                <input type="text" name="customer_id" required value=m.customer_id on:invalid=checks.invalid() on:input=checks.clear() />
+                <FieldNote checks error name="customer_id" server_field="mapping.customer_id" />
+            </label>
+            <label>
+                "Event id (for duplicates)"
+                <input type="text" name="event_id" required value=m.event_id on:invalid=checks.invalid() on:input=checks.clear() />
+                <FieldNote checks error name="event_id" server_field="mapping.event_id" />
+            </label>
             <label>
                 "Event time (optional)"
-                <input type="text" name="timestamp" placeholder="$.created_at" value=m.timestamp.unwrap_or_default() />
+                <input type="text" name="timestamp" placeholder="e.g. $.created_at" value=m.timestamp.unwrap_or_default() />
+                <FieldNote checks error name="timestamp" server_field="mapping.timestamp" />
             </label>
             <label class="wide">
                 "Profile attributes (optional, one per line: attribute = path)"
-                <textarea name="profile" rows="3" placeholder="email = $.customer.email">
+                <textarea name="profile" rows="3" placeholder="e.g. email = $.customer.email">
                     {profile_lines(&m.profile)}
                 </textarea>
+                <FieldNote checks error=profile_error name="profile" server_field="mapping.profile" />
             </label>
         </fieldset>
+    }
+}
+
+/// A source's mapping as text, for those who may not change it.
+#[component]
+fn MappingFacts(mapping: Mapping) -> impl IntoView {
+    let profile = profile_lines(&mapping.profile);
+    view! {
+        <dl class="facts" data-testid="mapping-facts">
+            <dt>"Event name"</dt><dd><code>{mapping.event_name}</code></dd>
+            <dt>"Customer id"</dt><dd><code>{mapping.customer_id}</code></dd>
+            <dt>"Event id"</dt><dd><code>{mapping.event_id}</code></dd>
+            <dt>"Event time"</dt><dd>{match mapping.timestamp { Some(t) => view! { <code>{t}</code> }.into_any(), None => "time received".into_any() }}</dd>
+            <dt>"Profile"</dt><dd>{if profile.is_empty() { "none".into_any() } else { view! { <pre class="code">{profile}</pre> }.into_any() }}</dd>
+        </dl>
     }
 }
 
@@ -220,6 +275,7 @@ pub fn SourcesPage() -> impl IntoView {
     reset_on_success(move || matches!(create.value().get(), Some(Ok(_))), form);
     let sources = Resource::new(move || create.version().get(), |_| list_sources());
     let error = Signal::derive(move || create.value().get().and_then(Result::err));
+    let checks = FieldChecks::new();
     view! {
         <Title text="Sources" />
         <h1>"Sources"</h1>
@@ -304,22 +360,44 @@ pub fn SourcesPage() -> impl IntoView {
                 })}
             </Transition>
         </section>
-        <section class="card">
-            <h2>"New source"</h2>
-            <ActionForm action=create node_ref=form attr:class="source-form">
-                <div class="inline-form">
-                    <label>"Name" <input type="text" name="name" required placeholder="Web shop" /></label>
-                    <label>
-                        "Slug (in the URL)" <input type="text" name="slug" required placeholder="web-shop" pattern="[a-z0-9][a-z0-9_-]*" />
-                    </label>
-                </div>
-                <MappingFields />
-                <ErrorNote error />
-                <button type="submit" class="primary narrow" disabled=move || create.pending().get()>
-                    "Create source"
-                </button>
-            </ActionForm>
-        </section>
+        <IfRole at_least=Role::Editor>
+            <section class="card">
+                <h2>"New source"</h2>
+                <ActionForm action=create node_ref=form attr:class="source-form">
+                    <div class="inline-form">
+                        <label>
+                            "Name"
+                            <input type="text" name="name" required maxlength="100" placeholder="e.g. Web shop" on:invalid=checks.invalid() on:input=checks.clear() />
+                            <FieldNote checks error name="name" server_field="name" />
+                        </label>
+                        <label>
+                            "Slug (in the URL)"
+                            // `\-`, not a bare `-` at the end of the class: browsers compile
+                            // `pattern` with the `v` flag, where that is a syntax error and the
+                            // check is silently skipped.
+                            <input
+                                type="text"
+                                name="slug"
+                                required
+                                maxlength="64"
+                                placeholder="e.g. web-shop"
+                                pattern="[a-z0-9][a-z0-9_\\-]*"
+                                title="Lower-case letters, digits, '-' or '_', starting with a letter or digit, e.g. web-shop."
+                                data-testid="slug"
+                                on:invalid=checks.invalid()
+                                on:input=checks.clear()
+                            />
+                            <FieldNote checks error name="slug" server_field="slug" />
+                        </label>
+                    </div>
+                    <MappingFields checks error />
+                    <ErrorNote error inline=INLINE_FIELDS />
+                    <button type="submit" class="primary narrow" disabled=move || create.pending().get()>
+                        "Create source"
+                    </button>
+                </ActionForm>
+            </section>
+        </IfRole>
     }
 }
 
@@ -364,12 +442,13 @@ pub fn SourceDetailPage() -> impl IntoView {
             origin.set(o);
         }
     });
+    let update_error = Signal::derive(move || update.value().get().and_then(Result::err));
+    let checks = FieldChecks::new();
     let errors = Signal::derive(move || {
-        update
+        toggle
             .value()
             .get()
             .and_then(Result::err)
-            .or_else(|| toggle.value().get().and_then(Result::err))
             .or_else(|| rotate.value().get().and_then(Result::err))
             .or_else(|| remove.value().get().and_then(Result::err))
     });
@@ -408,6 +487,7 @@ pub fn SourceDetailPage() -> impl IntoView {
                             {s.previous_secret_until.map(|u| format!(" — the previous secret is accepted until {}", format_ms(u)))}
                         </p>
                         {move || rotate.value().get().and_then(Result::ok).map(|r| view! { <SecretOnce secret=r.secret /> })}
+                        <IfRole at_least=Role::Editor>
                         <div class="actions">
                             <ActionForm action=rotate attr:class="row-form">
                                 <input type="hidden" name="slug" value=slug_value.get_value() />
@@ -421,6 +501,7 @@ pub fn SourceDetailPage() -> impl IntoView {
                                 <button type="submit">{if s.enabled { "Disable" } else { "Enable" }}</button>
                             </ActionForm>
                         </div>
+                        </IfRole>
                         <h3>"Signing"</h3>
                         <p class="muted">
                             "Send " <code>"Nudge-Signature: t=<unix seconds>,v1=<hex>"</code> " where the hex is "
@@ -429,6 +510,7 @@ pub fn SourceDetailPage() -> impl IntoView {
                             "Post one JSON event, or an array of up to 500. A repeated event id is answered as a duplicate and not stored again."
                         </p>
                     </section>
+                    <IfRole at_least=Role::Editor>
                     <section class="card">
                         <h2>"Try it"</h2>
                         <Suspense fallback=|| ()>
@@ -458,15 +540,26 @@ pub fn SourceDetailPage() -> impl IntoView {
                             Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
                         })}
                     </section>
+                    </IfRole>
                     <section class="card">
                         <h2>"Mapping"</h2>
-                        <ActionForm action=update>
-                            <input type="hidden" name="slug" value=slug_value.get_value() />
-                            <label>"Name" <input type="text" name="name" required value=name_value.get_value() /></label>
-                            <MappingFields mapping=mapping_value.get_value() />
-                            <button type="submit" class="narrow">"Save mapping"</button>
-                            {move || matches!(update.value().get(), Some(Ok(_))).then(|| view! { <span class="form-ok">" Saved."</span> })}
-                        </ActionForm>
+                        <IfRole
+                            at_least=Role::Editor
+                            fallback=move || view! { <MappingFacts mapping=mapping_value.get_value() /> }
+                        >
+                            <ActionForm action=update>
+                                <input type="hidden" name="slug" value=slug_value.get_value() />
+                                <label>
+                                    "Name"
+                                    <input type="text" name="name" required maxlength="100" value=name_value.get_value() on:invalid=checks.invalid() on:input=checks.clear() />
+                                    <FieldNote checks error=update_error name="name" server_field="name" />
+                                </label>
+                                <MappingFields mapping=mapping_value.get_value() checks error=update_error />
+                                <ErrorNote error=update_error inline=INLINE_FIELDS />
+                                <button type="submit" class="narrow">"Save mapping"</button>
+                                {move || matches!(update.value().get(), Some(Ok(_))).then(|| view! { <span class="form-ok">" Saved."</span> })}
+                            </ActionForm>
+                        </IfRole>
                     </section>
                     <section class="card" data-testid="dead-letters">
                         <h2>"Dead letters"</h2>
@@ -491,12 +584,17 @@ pub fn SourceDetailPage() -> impl IntoView {
                                                         <td>
                                                             {match d.replayed_event_id.clone() {
                                                                 Some(id) => view! { <span class="muted">{format!("replayed: {id}")}</span> }.into_any(),
-                                                                None => view! {
-                                                                    <ActionForm action=replay attr:class="row-form">
-                                                                        <input type="hidden" name="dead_letter_id" value=d.dead_letter_id.clone() />
-                                                                        <button type="submit" class="small">"Replay"</button>
-                                                                    </ActionForm>
-                                                                }.into_any(),
+                                                                None => {
+                                                                    let id = StoredValue::new(d.dead_letter_id.clone());
+                                                                    view! {
+                                                                        <IfRole at_least=Role::Editor>
+                                                                            <ActionForm action=replay attr:class="row-form">
+                                                                                <input type="hidden" name="dead_letter_id" value=id.get_value() />
+                                                                                <button type="submit" class="small">"Replay"</button>
+                                                                            </ActionForm>
+                                                                        </IfRole>
+                                                                    }.into_any()
+                                                                }
                                                             }}
                                                         </td>
                                                     </tr>
@@ -509,6 +607,7 @@ pub fn SourceDetailPage() -> impl IntoView {
                             })}
                         </Transition>
                     </section>
+                    <IfRole at_least=Role::Editor>
                     <section class="card danger-zone">
                         <ActionForm action=remove attr:class="row-form">
                             <input type="hidden" name="slug" value=slug_value.get_value() />
@@ -517,6 +616,7 @@ pub fn SourceDetailPage() -> impl IntoView {
                             </button>
                         </ActionForm>
                     </section>
+                    </IfRole>
                 }.into_any()
             })}
         </Suspense>

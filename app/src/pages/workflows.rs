@@ -1,10 +1,10 @@
 //! Workflows: the list (search, create from a template, import JSON,
 //! duplicate, archive) and the server fns the designer calls.
 
+use crate::components::caller::IfRole;
 use crate::components::forms::ErrorNote;
 use crate::error::AppError;
 use crate::model::{Page, Role, WorkflowDetail, WorkflowStatus, WorkflowSummary, WorkflowVersion};
-use crate::components::caller::IfRole;
 use crate::pages::settings::format_ms;
 use crate::workflow::diff::Diff;
 use crate::workflow::templates::Template;
@@ -291,9 +291,10 @@ pub fn WorkflowsPage() -> impl IntoView {
                                                     <tr>
                                                         <td>
                                                             <a href=format!("/workflows/{}", w.workflow_id)>{w.name.clone()}</a>
-                                                            {w
-                                                                .unpublished_changes
+                                                            {(w.unpublished_changes && w.latest_version > 0)
                                                                 .then(|| view! { <span class="muted small">" · unpublished changes"</span> })}
+                                                            {(w.latest_version == 0)
+                                                                .then(|| view! { <span class="muted small">" · never published"</span> })}
                                                         </td>
                                                         <td>{status_badge(w.status)}</td>
                                                         <td class="num">

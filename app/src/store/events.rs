@@ -125,7 +125,7 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
     };
     let bump_source = format!(
         "update source set accepted_count = accepted_count + $1, duplicate_count = duplicate_count + $2, \
-         rejected_count = rejected_count + $3, last_event_at = {greatest}(coalesce(last_event_at, 0), $4) \
+         rejected_count = rejected_count + $3, last_event_at = nullif({greatest}(coalesce(last_event_at, 0), $4), 0) \
          where source_id = $5"
     );
 
@@ -260,7 +260,10 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
         }
         for (i, w) in writes.iter().enumerate() {
             if let Write::DeadLetter(d) = w {
-                counts.entry(d.source_id.as_str()).or_default().rejected += 1;
+                // A dead letter was received too: the source's last event is its time.
+                let c = counts.entry(d.source_id.as_str()).or_default();
+                c.rejected += 1;
+                c.last_event_at = c.last_event_at.max(d.received_at);
                 out[i] = Some(Written::DeadLettered { dead_letter_id: d.dead_letter_id.clone() });
             }
         }

@@ -59,7 +59,8 @@ impl SourceRow {
             accepted_count: self.accepted_count,
             duplicate_count: self.duplicate_count,
             rejected_count: self.rejected_count,
-            last_event_at: self.last_event_at,
+            // Rows written before dead letters counted kept 0 for "never".
+            last_event_at: self.last_event_at.filter(|t| *t > 0),
             created_at: self.created_at,
         }
     }
