@@ -52,6 +52,8 @@ test("log out, a wrong password is refused, the right one opens the dashboard", 
   await page.getByRole("navigation").getByRole("link", { name: "Dashboard" }).click();
   await expect(page.getByRole("heading", { name: "Dashboard" })).toBeVisible();
   await expect(page.getByTestId("system-status")).toContainText("sqlite");
+  // Before hydration the button is a plain form, and the click a full page load.
+  await hydrated(page);
 
   await page.getByRole("button", { name: "Log out" }).click();
   await expect(page).toHaveURL(/\/login$/);

@@ -176,14 +176,16 @@ test("a bookmark to /workflows while logged out: log in, land on the page alive"
   }
 });
 
-test("an unknown address and the login page load without an error", async ({ page }) => {
+test("the login page and an unknown address load without an error", async ({ page }) => {
   const problems = watch(page);
   await page.goto("/login");
   await hydrated(page);
   await expect(page.getByRole("button", { name: "Log in" })).toBeVisible();
+  await login(page, admin);
   const res = await page.goto("/no/such/page");
   expect(res?.status()).toBe(404);
   await hydrated(page);
+  await expect(page.getByRole("heading", { name: "Page not found" })).toBeVisible();
   // The browser itself reports the 404 document; nothing else may complain.
   expect(problems.filter((p) => !p.includes("404"))).toEqual([]);
 });

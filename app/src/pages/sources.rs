@@ -1,7 +1,7 @@
 //! Sources: the list with creation, and each source's page — webhook URL,
 //! signing, a ready-to-run curl example, test events, mapping, dead letters.
 
-use crate::components::caller::IfRole;
+use crate::components::caller::{use_caller, IfRole};
 use crate::components::forms::{confirm_click, reset_on_success, CopyButton, ErrorNote, FieldChecks, FieldNote};
 use crate::error::AppError;
 use crate::ingest::mapping::{parse_profile_lines, profile_lines, Mapping};
@@ -429,8 +429,17 @@ pub fn SourceDetailPage() -> impl IntoView {
         },
         |(s, ..)| get_source(s),
     );
-    let example =
-        Resource::new(move || (slug(), update.version().get(), rotate.version().get()), |(s, ..)| source_example(s));
+    // Only editors may see a signed example: a viewer's page never asks for one.
+    let caller = use_caller().0;
+    let example = Resource::new(
+        move || (slug(), update.version().get(), rotate.version().get()),
+        move |(s, ..)| async move {
+            match caller.await {
+                Ok(Some(me)) if me.role >= Role::Editor => source_example(s).await.map(Some),
+                _ => Ok(None),
+            }
+        },
+    );
     let letters = Resource::new(
         move || (slug(), test.version().get(), replay.version().get(), update.version().get()),
         |(s, ..)| source_dead_letters(s),
@@ -516,7 +525,8 @@ pub fn SourceDetailPage() -> impl IntoView {
                         <Suspense fallback=|| ()>
                             {move || Suspend::new(async move {
                                 match example.await {
-                                    Ok((path, body, sig)) => {
+                                    Ok(None) => ().into_any(),
+                                    Ok(Some((path, body, sig))) => {
                                         let curl = Signal::derive(move || format!(
                                             "curl -X POST '{}{path}' \\\n  -H 'Content-Type: application/json' \\\n  -H 'Nudge-Signature: {sig}' \\\n  --data-raw '{body}'",
                                             origin.get()
