@@ -338,7 +338,7 @@ pub fn AlertsPage() -> impl IntoView {
                             <p class="muted" data-testid="no-alerts">"No alerts here. Workflows with an alert action raise them."</p>
                         }.into_any(),
                         Ok(page) => view! {
-                            <table class="table" data-testid="alerts">
+                            <table class="table stack" data-testid="alerts">
                                 <thead><tr><th>"Raised"</th><th>"Severity"</th><th>"For"</th><th>"Message"</th><th>"Customer"</th><th>"Status"</th><th></th></tr></thead>
                                 <tbody>
                                     {page.items.into_iter().map(|a| {
@@ -358,15 +358,15 @@ pub fn AlertsPage() -> impl IntoView {
                                         let row_is_new = is_new.clone();
                                         view! {
                                             <tr class=row_class class:alert-new=row_is_new>
-                                                <td>
-                                                    {format_ms(a.created_at)}
-                                                    <Show when=is_new><span class="badge new" data-testid="alert-new">"new"</span></Show>
+                                                <td data-label="Raised">
+                                                    <span>{format_ms(a.created_at)}
+                                                    <Show when=is_new><span class="badge new" data-testid="alert-new">"new"</span></Show></span>
                                                 </td>
-                                                <td><span class=format!("badge sev-{}", a.severity)>{a.severity.clone()}</span></td>
-                                                <td>{a.audience.clone()}</td>
-                                                <td>{a.message.clone()}</td>
-                                                <td><a href=format!("/customers/{}", a.customer_id)>{a.customer_id.clone()}</a></td>
-                                                <td><span class=status_class(&a.status)>{a.status.clone()}</span><span class="muted small">{who}</span></td>
+                                                <td data-label="Severity"><span class=format!("badge sev-{}", a.severity)>{a.severity.clone()}</span></td>
+                                                <td data-label="For">{a.audience.clone()}</td>
+                                                <td data-label="Message">{a.message.clone()}</td>
+                                                <td data-label="Customer"><a href=format!("/customers/{}", a.customer_id)>{a.customer_id.clone()}</a></td>
+                                                <td data-label="Status"><span><span class=status_class(&a.status)>{a.status.clone()}</span><span class="muted small">{who}</span></span></td>
                                                 <td class="row-actions">
                                                     <IfRole at_least=Role::Editor>
                                                         <Show when=move || open>
