@@ -48,6 +48,8 @@ export default defineConfig({
       NUDGE_DATA_DIR: dataDir,
       LEPTOS_SITE_ROOT: "target/site",
       NUDGE_LOG: "warn",
+      // A webhook to a closed port fails for good within seconds (runs.spec.ts).
+      NUDGE_WEBHOOK_MAX_ATTEMPTS: "2",
     },
   },
 });

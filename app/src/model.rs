@@ -336,6 +336,49 @@ pub struct Run {
     pub started_at: i64,
     pub updated_at: i64,
     pub ended_at: Option<i64>,
+    /// The workflow's name (`None` if it is gone).
+    #[serde(default)]
+    pub workflow_name: Option<String>,
+    /// While the run waits: what for, in words, from its version's node
+    /// ("Waiting for goal: order completed with the code"); `wake_at` says until when.
+    #[serde(default)]
+    pub waiting_for: Option<String>,
+    /// Its webhooks not delivered yet or failed: a run can be over while they are.
+    #[serde(default)]
+    pub action_health: ActionHealth,
+}
+
+/// A run's webhook deliveries that are not done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ActionHealth {
+    /// Waiting for their first attempt.
+    pub pending: i64,
+    /// Pending again after a failed attempt.
+    pub retrying: i64,
+    /// Failed for good (an editor can retry them).
+    pub failed: i64,
+}
+
+impl ActionHealth {
+    /// True when a delivery failed, for good or for now (the runs filter `actions=failing`).
+    pub fn failing(&self) -> bool {
+        self.failed > 0 || self.retrying > 0
+    }
+
+    /// The runs list's badge, worst first: (words, tone), `None` when all is delivered.
+    pub fn badge(&self) -> Option<(String, &'static str)> {
+        let webhooks = |n: i64| if n == 1 { "webhook".to_string() } else { format!("{n} webhooks") };
+        if self.failed > 0 {
+            Some((format!("{} failed", webhooks(self.failed)), "danger"))
+        } else if self.retrying > 0 {
+            Some((format!("{} failing", webhooks(self.retrying)), "warn"))
+        } else if self.pending > 0 {
+            Some((format!("{} pending", webhooks(self.pending)), "off"))
+        } else {
+            None
+        }
+    }
 }
 
 /// One node a run passed.
@@ -358,7 +401,8 @@ pub struct RunAction {
     pub node: String,
     pub kind: String,
     /// `pending` (a webhook not delivered yet), `done` or `failed`.
-    pub status: String,
+    pub status: crate::workflow::status::ActionStatus,
+    /// Delivery attempts of a webhook (since its last retry); 0 for other kinds.
     pub attempts: i64,
     pub last_error: Option<String>,
     pub updated_at: i64,

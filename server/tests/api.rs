@@ -175,6 +175,7 @@ async fn every_api_endpoint_answers_401_without_credentials() {
             (Method::GET, "/api/v1/api-keys"),
             (Method::POST, "/api/v1/api-keys"),
             (Method::DELETE, "/api/v1/api-keys/x"),
+            (Method::POST, "/api/v1/actions/x/retry"),
             (Method::GET, "/api/v1/no-such-endpoint"),
         ];
         for (method, uri) in calls {
@@ -382,9 +383,15 @@ async fn probes_metrics_and_openapi_are_served() {
             "/api/v1/users/{user_id}",
             "/api/v1/api-keys",
             "/api/v1/api-keys/{api_key_id}",
+            "/api/v1/actions/{action_key}/retry",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} is documented");
         }
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+        let runs = &doc["paths"]["/api/v1/runs"]["get"]["parameters"];
+        assert!(
+            runs.as_array().unwrap().iter().any(|p| p["name"] == "actions"),
+            "the runs filter `actions` is documented"
+        );
     }
 }

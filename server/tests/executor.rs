@@ -316,6 +316,130 @@ async fn a_webhook_is_retried_with_backoff_and_the_same_idempotency_key_until_it
 }
 
 #[tokio::test]
+async fn a_failed_webhook_shows_on_its_completed_run_and_an_editor_retries_it_with_the_same_key() {
+    use axum::http::Method;
+    use server::executor::delivery::{Delivery, DeliveryConfig};
+    for db in testing::all().await {
+        let ctx = Ctx::new(db.clone());
+        let app = router(&ctx);
+        let secret = source(&ctx).await;
+        let (url, seen) = flaky_receiver().await;
+        let editor = common::key(&db, app::model::Role::Editor).await;
+        let viewer = common::key(&db, app::model::Role::Viewer).await;
+
+        // The abandoned-cart template, its reminder pointed at the receiver
+        // (which fails twice): Cy's small cart gets the reminder, Dee's an offer.
+        let mut w = app::workflow::templates::abandoned_cart();
+        for n in &mut w.nodes {
+            if let app::workflow::NodeKind::Webhook { url: u, .. } = &mut n.kind {
+                *u = url.clone();
+            }
+        }
+        let input = NewWorkflow { name: Some("Carts".into()), definition: Some(w), ..Default::default() };
+        let created = service::workflows::create(&ctx, &Actor::system(), input).await.unwrap();
+        service::workflows::publish(&ctx, &Actor::system(), &created.summary.workflow_id).await.unwrap();
+        let clock = Arc::new(ManualClock::default());
+        clock.set(T0);
+        for (c, value) in [("cy", 20), ("dee", 80)] {
+            let body = json!({ "id": format!("e-{c}"), "type": "cart_updated", "customer": { "id": c }, "cart": { "id": c, "value": value } });
+            assert_eq!(send(&app, hook("shop", &secret, &body.to_string())).await.status, StatusCode::ACCEPTED);
+        }
+        let mut executor = Executor::new(ctx.clone(), clock.clone());
+        executor.drain().await.unwrap();
+        clock.set(T0 + 30 * MIN);
+        executor.drain().await.unwrap();
+        let cy_run = text(&db, "select run_id from run where customer_id = 'cy'").await;
+        let dee_run = text(&db, "select run_id from run where customer_id = 'dee'").await;
+        let runs = |query: &'static str| {
+            let app = app.clone();
+            let viewer = viewer.clone();
+            async move {
+                let r = common::api(&app, Method::GET, &format!("/api/v1/runs{query}"), &viewer, None).await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+                r.json()["items"].as_array().unwrap().clone()
+            }
+        };
+
+        // The list says what each run waits for and how its webhook stands.
+        let all = runs("").await;
+        let by_customer = |items: &[serde_json::Value], c: &str| {
+            items.iter().find(|r| r["customer_id"] == c).cloned().unwrap_or_else(|| panic!("no run of {c}"))
+        };
+        let dee = by_customer(&all, "dee");
+        assert_eq!(dee["status"], "waiting");
+        assert_eq!(dee["waiting_for"], "Waiting for goal: order completed with the code");
+        assert_eq!(dee["workflow_name"], "Carts");
+        let cy = by_customer(&all, "cy");
+        assert_eq!(cy["status"], "completed", "the run is over while its webhook is not");
+        assert!(cy["waiting_for"].is_null());
+        assert_eq!(cy["action_health"], json!({ "pending": 1, "retrying": 0, "failed": 0 }));
+        assert_eq!(runs("?actions=pending").await.len(), 1);
+        assert!(runs("?actions=failing").await.is_empty());
+
+        // Two attempts, both 503: failing, then failed for good.
+        let config =
+            DeliveryConfig { max_attempts: 2, base_delay: std::time::Duration::from_secs(2), ..Default::default() };
+        let delivery = Arc::new(Delivery::new(ctx.clone(), clock.clone(), config).unwrap());
+        assert_eq!(delivery.clone().deliver_due().await.unwrap(), 1);
+        let failing = runs("?actions=failing").await;
+        assert_eq!(failing.len(), 1);
+        assert_eq!(failing[0]["action_health"]["retrying"], 1);
+        clock.set(T0 + 30 * MIN + 3_000);
+        assert_eq!(delivery.clone().deliver_due().await.unwrap(), 1);
+        let failing = runs("?actions=failing&status=completed").await;
+        assert_eq!(failing.len(), 1);
+        assert_eq!(failing[0]["run_id"], cy_run.as_str());
+        assert_eq!(failing[0]["action_health"], json!({ "pending": 0, "retrying": 0, "failed": 1 }));
+        assert!(runs("?actions=pending").await.is_empty());
+        let bad = common::api(&app, Method::GET, "/api/v1/runs?actions=broken", &viewer, None).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(bad.json()["error"], "invalid_input");
+        let detail = common::api(&app, Method::GET, &format!("/api/v1/runs/{cy_run}"), &viewer, None).await.json();
+        let action = &detail["actions"][0];
+        assert_eq!((action["kind"].as_str(), action["status"].as_str()), (Some("call_webhook"), Some("failed")));
+        assert_eq!((action["attempts"].as_i64(), action["last_error"].as_str()), (Some(2), Some("HTTP 503")));
+        let key = action["action_key"].as_str().unwrap().to_string();
+
+        // Who may retry what: a viewer may not; unknown keys, offers and
+        // webhooks that are not failed are refused with the reason.
+        let retry = |key: String, auth: String| {
+            let app = app.clone();
+            async move { common::api(&app, Method::POST, &format!("/api/v1/actions/{key}/retry"), &auth, None).await }
+        };
+        let r = retry(key.clone(), viewer.clone()).await;
+        assert_eq!((r.status, r.json()["error"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+        let r = retry(format!("{cy_run}:nowhere"), editor.clone()).await;
+        assert_eq!((r.status, r.json()["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+        let r = retry(format!("{dee_run}:offer"), editor.clone()).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert!(r.json()["detail"].as_str().unwrap().contains("issue offer"), "{}", r.body);
+
+        // The editor's retry: pending again with a new round of attempts, once.
+        let r = retry(key.clone(), editor.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!((r.json()["status"].as_str(), r.json()["attempts"].as_i64()), (Some("pending"), Some(0)));
+        let again = retry(key.clone(), editor.clone()).await;
+        assert_eq!((again.status, again.json()["error"].as_str()), (StatusCode::CONFLICT, Some("conflict")));
+        assert!(again.json()["detail"].as_str().unwrap().contains("still being delivered"), "{}", again.body);
+
+        // Delivery picks it up at once; the receiver now answers, and sees the same key.
+        assert_eq!(delivery.clone().deliver_due().await.unwrap(), 1);
+        let detail = common::api(&app, Method::GET, &format!("/api/v1/runs/{cy_run}"), &viewer, None).await.json();
+        assert_eq!(detail["actions"][0]["status"], "done");
+        assert_eq!(detail["actions"][0]["attempts"], 1);
+        assert!(detail["actions"][0]["last_error"].is_null());
+        assert_eq!(detail["action_health"], json!({ "pending": 0, "retrying": 0, "failed": 0 }));
+        assert!(runs("?actions=failing").await.is_empty());
+        let delivered = retry(key.clone(), editor.clone()).await;
+        assert_eq!(delivered.status, StatusCode::CONFLICT);
+        assert!(delivered.json()["detail"].as_str().unwrap().contains("was delivered"), "{}", delivered.body);
+        let requests = seen.lock().unwrap().clone();
+        assert_eq!(requests.len(), 3);
+        assert!(requests.iter().all(|(k, _)| *k == key), "one idempotency key for every attempt: {requests:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_high_value_transaction_alerts_an_advisor_and_offers_a_code_that_redeems_once() {
     use axum::http::Method;
     for db in testing::all().await {

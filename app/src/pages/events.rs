@@ -4,6 +4,7 @@
 use crate::components::live::{use_live, LiveBadge};
 use crate::error::AppError;
 use crate::model::{CustomerDetail, Event, Page};
+use crate::pages::runs::{health_badge, waiting_line};
 use crate::pages::settings::format_ms;
 use crate::pages::sources::list_sources;
 use leptos::prelude::*;
@@ -287,7 +288,7 @@ pub fn CustomerPage() -> impl IntoView {
                             .unwrap_or_default();
                         view! {
                             <Title text=format!("Customer {}", c.customer_id) />
-                            <p class="crumbs"><a href="/events">"Events"</a> " / customer"</p>
+                            <p class="crumbs" data-testid="crumbs"><a href="/events">"Events"</a> {format!(" / Customer {}", c.customer_id)}</p>
                             <h1>{c.customer_id.clone()}</h1>
                             <section class="card" data-testid="customer-profile">
                                 <dl class="facts">
@@ -304,12 +305,17 @@ pub fn CustomerPage() -> impl IntoView {
                                 } else {
                                     view! {
                                         <ul class="engagement">
-                                            {d.runs.into_iter().map(|r| view! {
-                                                <li>
-                                                    "Run " <a href=format!("/runs/{}", r.run_id)>{format_ms(r.started_at)}</a>
-                                                    " · " <strong>{r.status.clone()}</strong>
-                                                    {r.at_node.map(|n| format!(" at {n}"))}
-                                                </li>
+                                            {d.runs.into_iter().map(|r| {
+                                                let waiting = waiting_line(&r).map(|w| format!(" · {w}"));
+                                                let workflow = r.workflow_name.clone().map(|n| format!(" of {n}"));
+                                                view! {
+                                                    <li>
+                                                        "Run " <a href=format!("/runs/{}", r.run_id)>{format_ms(r.started_at)}</a>
+                                                        {workflow}
+                                                        " · " <strong>{r.status.clone()}</strong>
+                                                        {waiting} " " {health_badge(&r.action_health)}
+                                                    </li>
+                                                }
                                             }).collect_view()}
                                             {d.offers.into_iter().map(|o| view! {
                                                 <li>"Offer " <code>{o.code.clone()}</code> {format!(" · {} {} · {} · expires {}", o.value, o.discount.replace('_', " "), o.status, format_ms(o.expires_at))}</li>

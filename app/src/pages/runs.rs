@@ -1,20 +1,30 @@
-//! Runs (filter by workflow, status, customer; each run's step trace and
-//! actions) and the alert inbox (acknowledge, resolve).
+//! Runs (filter by workflow, status, customer and webhook health; each run's
+//! step trace and actions, a failed webhook retried) and the alert inbox
+//! (acknowledge, resolve).
 
 use crate::components::caller::IfRole;
+use crate::components::canvas;
 use crate::components::forms::ErrorNote;
 use crate::components::graph::RunGraph;
 use crate::components::live::{use_live_ticks, LiveBadge};
 use crate::error::AppError;
-use crate::model::{Alert, Page, Role, Run, RunDetail, WorkflowSummary};
+use crate::model::{ActionHealth, Alert, Page, Role, Run, RunAction, RunDetail, WorkflowSummary};
 use crate::pages::settings::format_ms;
+use crate::workflow::status::{action_state, attempts_text, ActionStatus, WEBHOOK_KIND};
+use crate::workflow::validate::END;
 use crate::workflow::Workflow;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
+use std::collections::HashMap;
 
 #[server]
-pub async fn list_runs(workflow: String, status: String, customer: String) -> Result<Page<Run>, AppError> {
+pub async fn list_runs(
+    workflow: String,
+    status: String,
+    customer: String,
+    actions: String,
+) -> Result<Page<Run>, AppError> {
     crate::web::respond(async move {
         let ctx = crate::web::ctx()?;
         let actor = crate::web::actor().await?;
@@ -23,8 +33,20 @@ pub async fn list_runs(workflow: String, status: String, customer: String) -> Re
             workflow: some(workflow),
             status: some(status),
             customer: some(customer),
+            actions: some(actions),
         };
         crate::service::runs::list_runs(&ctx, &actor, &filter, None, Some(100)).await
+    })
+    .await
+}
+
+/// Queues a failed webhook again (editor).
+#[server]
+pub async fn retry_action(action_key: String) -> Result<RunAction, AppError> {
+    crate::web::respond(async move {
+        let ctx = crate::web::ctx()?;
+        let actor = crate::web::actor().await?;
+        crate::service::runs::retry_action(&ctx, &actor, &action_key, crate::store::now_ms()).await
     })
     .await
 }
@@ -98,6 +120,38 @@ pub(crate) fn status_class(status: &str) -> &'static str {
     }
 }
 
+/// What a waiting run waits for and until when, in words; `None` once it is over.
+pub(crate) fn waiting_line(r: &Run) -> Option<String> {
+    let what = r.waiting_for.clone()?;
+    Some(match r.wake_at {
+        Some(at) => format!("{what}, until {}", format_ms(at)),
+        None => what,
+    })
+}
+
+/// The badge of a run's undelivered or failed webhooks, or nothing.
+pub(crate) fn health_badge(h: &ActionHealth) -> impl IntoView {
+    h.badge().map(|(text, tone)| {
+        view! { <span class=format!("badge {tone}") data-testid="action-health">{text}</span> }
+    })
+}
+
+/// A node of the run's version as a marketer knows it: its kind and what it
+/// is set to, the id small beside them (the id alone when the version is gone).
+fn node_face(faces: &HashMap<String, (&'static str, String)>, id: &str) -> AnyView {
+    match faces.get(id) {
+        Some((kind, summary)) => view! {
+            <span class="step-node">
+                <strong>{*kind}</strong> " " <span class="muted">{summary.clone()}</span> " "
+                <code class="muted small" title="node id">{id.to_string()}</code>
+            </span>
+        }
+        .into_any(),
+        None if id == END => view! { <strong>"End"</strong> }.into_any(),
+        None => view! { <code>{id.to_string()}</code> }.into_any(),
+    }
+}
+
 #[component]
 pub fn RunsPage() -> impl IntoView {
     // `/runs?workflow=…` opens on one workflow's runs (the designer links there).
@@ -105,11 +159,13 @@ pub fn RunsPage() -> impl IntoView {
     let workflow = RwSignal::new(query.read_untracked().get("workflow").unwrap_or_default());
     let status = RwSignal::new(String::new());
     let customer = RwSignal::new(String::new());
+    // `/runs?actions=failing` opens on the runs whose webhooks fail.
+    let actions = RwSignal::new(query.read_untracked().get("actions").unwrap_or_default());
     let names = Resource::new(|| (), |_| workflow_names());
     let (live, tick) = use_live_ticks("runs", |_| true);
     let runs = Resource::new(
-        move || (workflow.get(), status.get(), customer.get(), tick.get()),
-        |(w, s, c, _)| list_runs(w, s, c),
+        move || (workflow.get(), status.get(), customer.get(), actions.get(), tick.get()),
+        |(w, s, c, a, _)| list_runs(w, s, c, a),
     );
     view! {
         <Title text="Runs" />
@@ -150,6 +206,14 @@ pub fn RunsPage() -> impl IntoView {
                     "Customer"
                     <input type="search" placeholder="customer id" on:change=move |ev| customer.set(event_target_value(&ev)) />
                 </label>
+                <label>
+                    "Webhooks"
+                    <select data-testid="run-actions" prop:value=move || actions.get() on:change=move |ev| actions.set(event_target_value(&ev))>
+                        <option value="">"Any"</option>
+                        <option value="failing">"Failing"</option>
+                        <option value="pending">"Not delivered yet"</option>
+                    </select>
+                </label>
             </div>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
@@ -171,19 +235,23 @@ pub fn RunsPage() -> impl IntoView {
                                         <th>"Workflow"</th>
                                         <th>"Customer"</th>
                                         <th>"Status"</th>
-                                        <th>"At"</th>
+                                        <th>"Now"</th>
                                     </tr>
                                 </thead>
                                 <tbody>
                                     {page.items.into_iter().map(|r| {
-                                        let name = names.get(&r.workflow_id).cloned().unwrap_or_else(|| r.workflow_id.clone());
+                                        let name = names
+                                            .get(&r.workflow_id)
+                                            .cloned()
+                                            .or_else(|| r.workflow_name.clone())
+                                            .unwrap_or_else(|| r.workflow_id.clone());
                                         view! {
                                             <tr>
                                                 <td><a href=format!("/runs/{}", r.run_id)>{format_ms(r.started_at)}</a></td>
                                                 <td><a href=format!("/workflows/{}", r.workflow_id)>{name}</a>" "<span class="muted small">{format!("v{}", r.version)}</span></td>
                                                 <td><a href=format!("/customers/{}", r.customer_id)>{r.customer_id.clone()}</a></td>
-                                                <td><span class=status_class(&r.status)>{r.status.clone()}</span></td>
-                                                <td>{r.at_node.clone().unwrap_or_default()}{r.wake_at.map(|w| format!(" until {}", format_ms(w)))}</td>
+                                                <td><span class=status_class(&r.status)>{r.status.clone()}</span>" "{health_badge(&r.action_health)}</td>
+                                                <td>{waiting_line(&r).unwrap_or_default()}</td>
                                             </tr>
                                         }
                                     }).collect_view()}
@@ -204,7 +272,12 @@ pub fn RunPage() -> impl IntoView {
     let (live, tick) = use_live_ticks("runs", move |text| {
         params.with_untracked(|p| p.get("id")).is_some_and(|id| text.contains(&format!("\"{id}\"")))
     });
-    let run = Resource::new(move || (params.read().get("id").unwrap_or_default(), tick.get()), |(id, _)| get_run(id));
+    let retry = ServerAction::<RetryAction>::new();
+    let run = Resource::new(
+        move || (params.read().get("id").unwrap_or_default(), tick.get(), retry.version().get()),
+        |(id, _, _)| get_run(id),
+    );
+    let retry_error = Signal::derive(move || retry.value().get().and_then(Result::err));
     view! {
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -212,16 +285,25 @@ pub fn RunPage() -> impl IntoView {
                     Ok((d, definition)) => {
                         let r = d.run;
                         let waiting_at = (r.status == "waiting").then(|| r.at_node.clone()).flatten();
+                        let waiting = waiting_line(&r);
+                        let faces: HashMap<String, (&'static str, String)> = definition
+                            .as_ref()
+                            .map(|w| w.nodes.iter().map(|n| (n.id.clone(), (n.kind.label(), canvas::summary(&n.kind)))).collect())
+                            .unwrap_or_default();
+                        let health = r.action_health;
+                        let workflow_name = r.workflow_name.clone().unwrap_or_else(|| "Workflow".into());
                         view! {
                             <Title text="Run" />
                             <p class="crumbs"><a href="/runs">"Runs"</a> " / run"</p>
-                            <h1>{format!("Run of {}", r.customer_id)} " " <span class=status_class(&r.status) data-testid="run-status-badge">{r.status.clone()}</span> " " <LiveBadge status=live /></h1>
+                            <h1>{format!("Run of {}", r.customer_id)} " " <span class=status_class(&r.status) data-testid="run-status-badge">{r.status.clone()}</span> " " {health_badge(&health)} " " <LiveBadge status=live /></h1>
                             <section class="card">
-                                <dl class="facts">
-                                    <dt>"Workflow"</dt><dd><a href=format!("/workflows/{}", r.workflow_id)>{format!("version {}", r.version)}</a></dd>
+                                <dl class="facts" data-testid="run-facts">
+                                    <dt>"Workflow"</dt>
+                                    <dd data-testid="run-workflow"><a href=format!("/workflows/{}", r.workflow_id)>{workflow_name}</a> " " <span class="muted small">{format!("version {}", r.version)}</span></dd>
                                     <dt>"Customer"</dt><dd><a href=format!("/customers/{}", r.customer_id)>{r.customer_id.clone()}</a></dd>
                                     <dt>"Started"</dt><dd>{format_ms(r.started_at)}</dd>
-                                    <dt>"Waiting at"</dt><dd>{r.at_node.clone().unwrap_or_else(|| "—".into())}{r.wake_at.map(|w| format!(" until {}", format_ms(w)))}</dd>
+                                    {waiting.map(|w| view! { <dt>"Now"</dt><dd data-testid="run-waiting">{w}</dd> })}
+                                    {r.ended_at.map(|t| view! { <dt>"Ended"</dt><dd>{format_ms(t)}</dd> })}
                                 </dl>
                             </section>
                             {definition.map(|w| view! {
@@ -236,7 +318,7 @@ pub fn RunPage() -> impl IntoView {
                                 <ol class="trace" data-testid="trace">
                                     {d.steps.into_iter().map(|s| view! {
                                         <li>
-                                            <code>{s.node}</code> " → " <strong>{s.outcome}</strong>
+                                            {node_face(&faces, &s.node)} " → " <strong>{s.outcome}</strong>
                                             {s.detail.map(|t| view! { <span class="muted">{format!(" · {t}")}</span> })}
                                             <span class="muted small">{format!(" · {}", format_ms(s.at))}</span>
                                         </li>
@@ -245,21 +327,41 @@ pub fn RunPage() -> impl IntoView {
                             </section>
                             <section class="card">
                                 <h2>"Actions"</h2>
+                                <ErrorNote error=retry_error />
                                 {if d.actions.is_empty() {
                                     view! { <p class="muted">"No actions."</p> }.into_any()
                                 } else {
                                     view! {
                                         <table class="table" data-testid="actions">
-                                            <thead><tr><th>"Node"</th><th>"Action"</th><th>"Status"</th><th class="num">"Attempts"</th><th>"Last error"</th></tr></thead>
+                                            <thead><tr><th>"Node"</th><th>"Action"</th><th>"Status"</th><th class="num">"Attempts"</th><th>"Last error"</th><th></th></tr></thead>
                                             <tbody>
-                                                {d.actions.into_iter().map(|a| view! {
-                                                    <tr>
-                                                        <td><code>{a.node}</code></td>
-                                                        <td>{a.kind.replace('_', " ")}</td>
-                                                        <td><span class=status_class(if a.status == "done" { "completed" } else { &a.status })>{a.status.clone()}</span></td>
-                                                        <td class="num">{a.attempts}</td>
-                                                        <td>{a.last_error.unwrap_or_default()}</td>
-                                                    </tr>
+                                                {d.actions.into_iter().map(|a| {
+                                                    let (words, tone) = action_state(&a.kind, a.status, a.attempts, a.last_error.is_some());
+                                                    let retryable = a.kind == WEBHOOK_KIND && a.status == ActionStatus::Failed;
+                                                    let key = StoredValue::new(a.action_key.clone());
+                                                    view! {
+                                                        <tr data-testid=format!("action-{}", a.node)>
+                                                            <td>{node_face(&faces, &a.node)}</td>
+                                                            <td>{a.kind.replace('_', " ")}</td>
+                                                            <td><span class=format!("badge {tone}")>{words}</span></td>
+                                                            <td class="num">{attempts_text(&a.kind, a.attempts)}</td>
+                                                            <td>{a.last_error.clone().unwrap_or_default()}</td>
+                                                            <td class="row-actions">
+                                                                {retryable.then(|| view! {
+                                                                    <IfRole at_least=Role::Editor>
+                                                                        <button
+                                                                            class="small"
+                                                                            data-testid="retry-action"
+                                                                            disabled=move || retry.pending().get()
+                                                                            on:click=move |_| { retry.dispatch(RetryAction { action_key: key.get_value() }); }
+                                                                        >
+                                                                            "Retry"
+                                                                        </button>
+                                                                    </IfRole>
+                                                                })}
+                                                            </td>
+                                                        </tr>
+                                                    }
                                                 }).collect_view()}
                                             </tbody>
                                         </table>

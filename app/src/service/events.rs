@@ -43,13 +43,16 @@ pub async fn customer(ctx: &Ctx, actor: &Actor, customer_id: &str) -> AppResult<
     let filter = crate::model::EventFilter { customer: Some(customer_id.to_string()), ..Default::default() };
     let events = store::events::list(&ctx.db, None, &filter, None, 100).await?;
     let now = store::now_ms();
-    let runs = store::runs::list(&ctx.db, None, None, Some(customer_id), None, 50).await?;
+    let query = store::runs::RunQuery { customer_id: Some(customer_id), ..Default::default() };
+    let mut runs: Vec<crate::model::Run> =
+        store::runs::list(&ctx.db, &query, None, 50).await?.iter().map(|r| r.to_run()).collect();
+    super::runs::describe(ctx, &mut runs).await?;
     let offers = store::offers::list_offers(&ctx.db, None, Some(customer_id), None, None, 50, now).await?;
     let alerts = store::offers::list_alerts(&ctx.db, None, None, Some(customer_id), None, 50).await?;
     Ok(CustomerDetail {
         customer: customer.to_customer(),
         events: events.iter().map(|r| r.to_event()).collect(),
-        runs: runs.iter().map(|r| r.to_run()).collect(),
+        runs,
         offers: offers.iter().map(|o| o.to_offer(now)).collect(),
         alerts: alerts.iter().map(|a| a.to_alert()).collect(),
     })

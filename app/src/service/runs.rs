@@ -1,11 +1,15 @@
 //! Runs, offers and alerts as the API and the pages read them; redeeming an
-//! offer (once) and working an alert (open → acknowledged → resolved).
+//! offer (once), working an alert (open → acknowledged → resolved) and
+//! retrying a failed webhook.
 
 use super::{paginate, Actor, Ctx};
 use crate::error::{AppError, AppResult};
-use crate::model::{Alert, Offer, Page, Role, Run, RunDetail};
+use crate::model::{Alert, Offer, Page, Role, Run, RunAction, RunDetail};
 use crate::pages::settings::format_ms;
+use crate::store::runs::{ActionsFilter, RunQuery};
 use crate::store::{self, page_limit};
+use crate::workflow::status::{ActionStatus, WEBHOOK_KIND};
+use std::collections::HashMap;
 
 /// `running` is an alias of `waiting`: a run is evaluated within
 /// milliseconds of its input, so between steps every unfinished run waits.
@@ -25,6 +29,9 @@ pub struct RunFilter {
     pub workflow: Option<String>,
     pub status: Option<String>,
     pub customer: Option<String>,
+    /// `failing` (a webhook failed, for good or for now) or `pending` (a webhook not delivered yet).
+    #[serde(default)]
+    pub actions: Option<String>,
 }
 
 pub async fn list_runs(
@@ -36,29 +43,126 @@ pub async fn list_runs(
 ) -> AppResult<Page<Run>> {
     actor.require(Role::Viewer)?;
     check_choice("status", filter.status.as_deref(), &RUN_STATUSES)?;
+    check_choice("actions", filter.actions.as_deref(), &ActionsFilter::NAMES)?;
     let limit = page_limit(limit);
     let status = filter.status.as_deref().map(|s| if s == "running" { "waiting" } else { s });
-    let rows =
-        store::runs::list(&ctx.db, filter.workflow.as_deref(), status, filter.customer.as_deref(), cursor, limit + 1)
-            .await?;
-    Ok(paginate(rows, limit, |r| r.run_id.clone(), |r| r.to_run()))
+    let query = RunQuery {
+        workflow_id: filter.workflow.as_deref(),
+        status,
+        customer_id: filter.customer.as_deref(),
+        actions: filter.actions.as_deref().and_then(ActionsFilter::parse),
+    };
+    let rows = store::runs::list(&ctx.db, &query, cursor, limit + 1).await?;
+    let mut page = paginate(rows, limit, |r| r.run_id.clone(), |r| r.to_run());
+    describe(ctx, &mut page.items).await?;
+    Ok(page)
+}
+
+/// Fills in what a run's row does not hold: its workflow's name, what it
+/// waits for (from the node of the version it is pinned to) and the health
+/// of its webhooks. A few queries for a whole list, none per run.
+pub async fn describe(ctx: &Ctx, runs: &mut [Run]) -> AppResult<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let mut workflow_ids: Vec<String> = runs.iter().map(|r| r.workflow_id.clone()).collect();
+    workflow_ids.sort_unstable();
+    workflow_ids.dedup();
+    let names = store::runs::workflow_names(&ctx.db, &workflow_ids).await?;
+    let run_ids: Vec<String> = runs.iter().map(|r| r.run_id.clone()).collect();
+    let health = store::runs::action_health(&ctx.db, &run_ids).await?;
+    let mut versions: HashMap<(String, i64), Option<crate::workflow::Workflow>> = HashMap::new();
+    for r in runs.iter_mut() {
+        r.workflow_name = names.get(&r.workflow_id).cloned();
+        r.action_health = health.get(&r.run_id).copied().unwrap_or_default();
+        r.waiting_for = None;
+        let Some(node) =
+            r.at_node.as_deref().filter(|_| r.status == crate::workflow::eval::RunStatus::Waiting.as_str())
+        else {
+            continue;
+        };
+        let key = (r.workflow_id.clone(), r.version);
+        if !versions.contains_key(&key) {
+            let definition = store::runs::version_definition(&ctx.db, &key.0, key.1).await?;
+            // A version that no longer reads leaves the node's id: still true, only plainer.
+            versions.insert(key.clone(), definition.and_then(|d| serde_json::from_str(&d).ok()));
+        }
+        let workflow = versions.get(&key).and_then(Option::as_ref);
+        r.waiting_for = Some(crate::workflow::describe::waiting_at(workflow, node));
+    }
+    Ok(())
 }
 
 /// The latest runs of a workflow that passed one node (the live canvas's node click).
 pub async fn recent_at_node(ctx: &Ctx, actor: &Actor, workflow_id: &str, node: &str) -> AppResult<Vec<Run>> {
     actor.require(Role::Viewer)?;
-    Ok(store::runs::recent_at_node(&ctx.db, workflow_id, node, 10).await?.iter().map(|r| r.to_run()).collect())
+    let mut runs: Vec<Run> =
+        store::runs::recent_at_node(&ctx.db, workflow_id, node, 10).await?.iter().map(|r| r.to_run()).collect();
+    describe(ctx, &mut runs).await?;
+    Ok(runs)
 }
 
 pub async fn get_run(ctx: &Ctx, actor: &Actor, run_id: &str) -> AppResult<RunDetail> {
     actor.require(Role::Viewer)?;
     let row =
         store::runs::get(&ctx.db, run_id).await?.ok_or_else(|| AppError::NotFound(format!("No run '{run_id}'.")))?;
+    let mut run = [row.to_run()];
+    describe(ctx, &mut run).await?;
+    let [run] = run;
     Ok(RunDetail {
-        run: row.to_run(),
+        run,
         steps: store::runs::steps(&ctx.db, run_id).await?,
         actions: store::runs::actions(&ctx.db, run_id).await?,
     })
+}
+
+/// Tells live subscribers how a run now stands (its action health changed:
+/// a webhook was delivered, failed, or is retried).
+pub async fn announce(ctx: &Ctx, run_id: &str) -> AppResult<()> {
+    if !ctx.live.wanted() {
+        return Ok(());
+    }
+    let Some(row) = store::runs::get(&ctx.db, run_id).await? else { return Ok(()) };
+    let mut run = [row.to_run()];
+    describe(ctx, &mut run).await?;
+    let [run] = run;
+    ctx.live.publish("runs", &run);
+    Ok(())
+}
+
+/// Puts a failed webhook back in the delivery queue (editor): due now, with
+/// a new round of attempts and the same idempotency key, so a receiver that
+/// did get an earlier attempt can tell it is the same call.
+pub async fn retry_action(ctx: &Ctx, actor: &Actor, action_key: &str, now: i64) -> AppResult<RunAction> {
+    actor.require(Role::Editor)?;
+    let row = store::runs::action(&ctx.db, action_key)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("No action '{action_key}'.")))?;
+    if row.kind != WEBHOOK_KIND {
+        return Err(AppError::Conflict(format!(
+            "Only webhook calls are delivered and can be retried; this action is {} and was done in its run's step.",
+            row.kind.replace('_', " ")
+        )));
+    }
+    let refused = |status: ActionStatus| {
+        AppError::Conflict(match status {
+            ActionStatus::Pending => "The webhook is still being delivered; only a failed one can be retried.".into(),
+            ActionStatus::Done => "The webhook was delivered; only a failed one can be retried.".into(),
+            ActionStatus::Failed => "The webhook changed meanwhile; reload and try again.".into(),
+        })
+    };
+    if row.status() != ActionStatus::Failed {
+        return Err(refused(row.status()));
+    }
+    if !store::runs::retry_action(&ctx.db, action_key, now).await? {
+        let latest = store::runs::action(&ctx.db, action_key).await?.map_or(ActionStatus::Failed, |r| r.status());
+        return Err(refused(latest));
+    }
+    ctx.signals.deliveries.notify_one();
+    tracing::info!(action = %action_key, by = %actor.me().name, "Failed webhook queued again.");
+    announce(ctx, &row.run_id).await?;
+    let retried = store::runs::action(&ctx.db, action_key).await?.ok_or(AppError::Internal)?;
+    Ok(retried.to_action())
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]

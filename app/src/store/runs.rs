@@ -4,7 +4,9 @@
 use super::events::EventRow;
 use super::rollups::metric;
 use super::{now_ms, Db};
+use crate::model::ActionHealth;
 use crate::with_pool;
+use crate::workflow::status::ActionStatus;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -410,7 +412,7 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
                     .bind(&a.node)
                     .bind(a.kind)
                     .bind(&a.payload)
-                    .bind(if webhook { "pending" } else { "done" })
+                    .bind(if webhook { ActionStatus::Pending } else { ActionStatus::Done }.as_str())
                     .bind(0_i64)
                     .bind(webhook.then_some(now))
                     .bind(now)
@@ -578,6 +580,7 @@ const ROWS_PER_STATEMENT: usize = 3000;
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PendingAction {
     pub action_key: String,
+    pub run_id: String,
     pub payload: String,
     pub attempts: i64,
 }
@@ -593,13 +596,13 @@ pub async fn lease_due_actions(db: &Db, now: i64, lease_until: i64, limit: i64) 
             "update action set next_attempt_at = $1 where action_key in \
              (select action_key from action where status = 'pending' and next_attempt_at <= $2 \
               order by next_attempt_at limit $3) \
-             returning action_key, payload, attempts"
+             returning action_key, run_id, payload, attempts"
         }
         Db::Postgres(_) => {
             "update action set next_attempt_at = $1 where action_key in \
              (select action_key from action where status = 'pending' and next_attempt_at <= $2 \
               order by next_attempt_at limit $3 for update skip locked) \
-             returning action_key, payload, attempts"
+             returning action_key, run_id, payload, attempts"
         }
     };
     with_pool!(db, p => sqlx::query_as(sql).bind(lease_until).bind(now).bind(limit).fetch_all(p).await)
@@ -610,7 +613,7 @@ pub async fn finish_action(
     db: &Db,
     action_key: &str,
     attempts: i64,
-    status: &str,
+    status: ActionStatus,
     error: Option<&str>,
     next_attempt_at: Option<i64>,
 ) -> sqlx::Result<()> {
@@ -618,7 +621,13 @@ pub async fn finish_action(
                where action_key = $6";
     crate::execute!(
         db,
-        sqlx::query(sql).bind(status).bind(attempts).bind(error).bind(next_attempt_at).bind(now_ms()).bind(action_key)
+        sqlx::query(sql)
+            .bind(status.as_str())
+            .bind(attempts)
+            .bind(error)
+            .bind(next_attempt_at)
+            .bind(now_ms())
+            .bind(action_key)
     )?;
     Ok(())
 }
@@ -643,6 +652,9 @@ impl RunRow {
             started_at: self.started_at,
             updated_at: self.updated_at,
             ended_at: self.ended_at,
+            workflow_name: None,
+            waiting_for: None,
+            action_health: ActionHealth::default(),
         }
     }
 }
@@ -652,32 +664,76 @@ enum Arg {
     Int(i64),
 }
 
-/// Runs newest first, filtered by workflow, status and customer, before `cursor`.
-pub async fn list(
-    db: &Db,
-    workflow_id: Option<&str>,
-    status: Option<&str>,
-    customer_id: Option<&str>,
-    cursor: Option<&str>,
-    limit: i64,
-) -> sqlx::Result<Vec<RunRow>> {
+/// Which runs a listing shows; `None` fields do not filter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunQuery<'a> {
+    pub workflow_id: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub customer_id: Option<&'a str>,
+    /// Only runs with a webhook in this state.
+    pub actions: Option<ActionsFilter>,
+}
+
+/// The runs filter on their actions (`actions=` in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionsFilter {
+    /// A webhook failed for good, or failed an attempt and is retrying.
+    Failing,
+    /// A webhook not delivered yet (retrying ones included).
+    Pending,
+}
+
+impl ActionsFilter {
+    pub const NAMES: [&'static str; 2] = ["failing", "pending"];
+
+    pub fn parse(name: &str) -> Option<ActionsFilter> {
+        match name {
+            "failing" => Some(ActionsFilter::Failing),
+            "pending" => Some(ActionsFilter::Pending),
+            _ => None,
+        }
+    }
+}
+
+/// Runs newest first, filtered as `query` says, before `cursor`.
+pub async fn list(db: &Db, query: &RunQuery<'_>, cursor: Option<&str>, limit: i64) -> sqlx::Result<Vec<RunRow>> {
     let mut clauses = Vec::new();
     let mut args = Vec::new();
-    let mut push = |clause: &str, arg: Arg| {
-        args.push(arg);
+    let mut push = |clause: &str, arg: Option<Arg>| {
+        if let Some(arg) = arg {
+            args.push(arg);
+        }
         clauses.push(clause.replace('?', &format!("${}", args.len())));
     };
-    if let Some(w) = workflow_id {
-        push("workflow_id = ?", Arg::Text(w.to_string()));
+    if let Some(w) = query.workflow_id {
+        push("workflow_id = ?", Some(Arg::Text(w.to_string())));
     }
-    if let Some(s) = status {
-        push("status = ?", Arg::Text(s.to_string()));
+    if let Some(s) = query.status {
+        push("status = ?", Some(Arg::Text(s.to_string())));
     }
-    if let Some(c) = customer_id {
-        push("customer_id = ?", Arg::Text(c.to_string()));
+    if let Some(c) = query.customer_id {
+        push("customer_id = ?", Some(Arg::Text(c.to_string())));
+    }
+    // `status <> 'done'` first: it is the partial index `action_undone`'s
+    // condition, which lets both databases read only the undone actions.
+    let failed = ActionStatus::Failed.as_str();
+    let pending = ActionStatus::Pending.as_str();
+    match query.actions {
+        Some(ActionsFilter::Failing) => push(
+            &format!(
+                "run_id in (select a.run_id from action a where a.status <> 'done' \
+                 and (a.status = '{failed}' or a.last_error is not null))"
+            ),
+            None,
+        ),
+        Some(ActionsFilter::Pending) => push(
+            &format!("run_id in (select a.run_id from action a where a.status <> 'done' and a.status = '{pending}')"),
+            None,
+        ),
+        None => {}
     }
     if let Some(c) = cursor {
-        push("run_id < ?", Arg::Text(c.to_string()));
+        push("run_id < ?", Some(Arg::Text(c.to_string())));
     }
     args.push(Arg::Int(limit));
     let where_sql = if clauses.is_empty() { String::new() } else { format!("where {}", clauses.join(" and ")) };
@@ -692,6 +748,57 @@ pub async fn list(
         }
         q.fetch_all(p).await
     })
+}
+
+/// The undone webhooks of these runs, per run (runs with none are absent).
+pub async fn action_health(db: &Db, run_ids: &[String]) -> sqlx::Result<HashMap<String, ActionHealth>> {
+    let mut out: HashMap<String, ActionHealth> = HashMap::new();
+    for chunk in run_ids.chunks(ROWS_PER_STATEMENT) {
+        if chunk.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "select run_id, status, last_error is not null, count(*) from action \
+             where run_id in ({}) and status <> 'done' group by run_id, status, last_error is not null",
+            super::params(db, 1, chunk.len())
+        );
+        let rows: Vec<(String, String, bool, i64)> = with_pool!(db, p => {
+            let mut q = sqlx::query_as(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.fetch_all(p).await
+        })?;
+        for (run_id, status, errored, n) in rows {
+            let h = out.entry(run_id).or_default();
+            match status.parse::<ActionStatus>() {
+                Ok(ActionStatus::Failed) => h.failed += n,
+                Ok(ActionStatus::Pending) if errored => h.retrying += n,
+                Ok(ActionStatus::Pending) => h.pending += n,
+                Ok(ActionStatus::Done) | Err(_) => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The names of these workflows, by id.
+pub async fn workflow_names(db: &Db, workflow_ids: &[String]) -> sqlx::Result<HashMap<String, String>> {
+    if workflow_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "select workflow_id, name from workflow where workflow_id in ({})",
+        super::params(db, 1, workflow_ids.len())
+    );
+    let rows: Vec<(String, String)> = with_pool!(db, p => {
+        let mut q = sqlx::query_as(&sql);
+        for id in workflow_ids {
+            q = q.bind(id);
+        }
+        q.fetch_all(p).await
+    })?;
+    Ok(rows.into_iter().collect())
 }
 
 pub async fn get(db: &Db, run_id: &str) -> sqlx::Result<Option<RunRow>> {
@@ -709,33 +816,65 @@ pub async fn steps(db: &Db, run_id: &str) -> sqlx::Result<Vec<crate::model::RunS
         .collect())
 }
 
-#[derive(sqlx::FromRow)]
-struct ActionRow {
-    action_key: String,
-    node: String,
-    kind: String,
-    status: String,
-    attempts: i64,
-    last_error: Option<String>,
-    updated_at: i64,
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ActionRow {
+    pub action_key: String,
+    pub run_id: String,
+    pub node: String,
+    pub kind: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub updated_at: i64,
+}
+
+const ACTION_COLUMNS: &str = "action_key, run_id, node, kind, status, attempts, last_error, updated_at";
+
+impl ActionRow {
+    /// The status as the core names it; a value no code writes reads as failed, to be seen.
+    pub fn status(&self) -> ActionStatus {
+        self.status.parse().unwrap_or(ActionStatus::Failed)
+    }
+
+    pub fn to_action(&self) -> crate::model::RunAction {
+        crate::model::RunAction {
+            action_key: self.action_key.clone(),
+            node: self.node.clone(),
+            kind: self.kind.clone(),
+            status: self.status(),
+            attempts: self.attempts,
+            last_error: self.last_error.clone(),
+            updated_at: self.updated_at,
+        }
+    }
 }
 
 pub async fn actions(db: &Db, run_id: &str) -> sqlx::Result<Vec<crate::model::RunAction>> {
-    let sql = "select action_key, node, kind, status, attempts, last_error, updated_at from action where run_id = $1 \
-               order by created_at, action_key";
-    let rows: Vec<ActionRow> = with_pool!(db, p => sqlx::query_as(sql).bind(run_id).fetch_all(p).await)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| crate::model::RunAction {
-            action_key: r.action_key,
-            node: r.node,
-            kind: r.kind,
-            status: r.status,
-            attempts: r.attempts,
-            last_error: r.last_error,
-            updated_at: r.updated_at,
-        })
-        .collect())
+    let sql = format!("select {ACTION_COLUMNS} from action where run_id = $1 order by created_at, action_key");
+    let rows: Vec<ActionRow> = with_pool!(db, p => sqlx::query_as(&sql).bind(run_id).fetch_all(p).await)?;
+    Ok(rows.iter().map(ActionRow::to_action).collect())
+}
+
+pub async fn action(db: &Db, action_key: &str) -> sqlx::Result<Option<ActionRow>> {
+    let sql = format!("select {ACTION_COLUMNS} from action where action_key = $1");
+    with_pool!(db, p => sqlx::query_as(&sql).bind(action_key).fetch_optional(p).await)
+}
+
+/// Puts a failed action back in the delivery queue, due now, with a fresh
+/// round of attempts; its payload (and so its idempotency key) stays. False
+/// when it is not failed (any more).
+pub async fn retry_action(db: &Db, action_key: &str, now: i64) -> sqlx::Result<bool> {
+    let sql = "update action set status = $1, attempts = 0, next_attempt_at = $2, updated_at = $2 \
+               where action_key = $3 and status = $4";
+    let changed = crate::execute!(
+        db,
+        sqlx::query(sql)
+            .bind(ActionStatus::Pending.as_str())
+            .bind(now)
+            .bind(action_key)
+            .bind(ActionStatus::Failed.as_str())
+    )?;
+    Ok(changed == 1)
 }
 
 /// Runs of a workflow that passed `node` lately (among its last thousand), newest first.

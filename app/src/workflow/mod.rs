@@ -2,10 +2,12 @@
 //! kinds), its validation, evaluation and starter templates. No I/O, no
 //! clock, no randomness: compiled for the browser and the server alike.
 
+pub mod describe;
 pub mod diff;
 pub mod eval;
 pub mod model;
 pub mod rules;
+pub mod status;
 pub mod templates;
 pub mod validate;
 

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use app::service::Ctx;
 use app::store::runs::{self, PendingAction};
 use app::workflow::eval::Action;
+use app::workflow::status::ActionStatus;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -131,7 +132,7 @@ impl Delivery {
         &self,
         action_key: &str,
         attempt: i64,
-        status: &str,
+        status: ActionStatus,
         error: Option<&str>,
         next: Option<i64>,
     ) -> sqlx::Result<()> {
@@ -151,21 +152,26 @@ impl Delivery {
         let result = match outcome {
             Outcome::Delivered(status) => {
                 tracing::debug!(action = %action.action_key, status, attempt, "Webhook delivered.");
-                self.record(&action.action_key, attempt, "done", None, None).await
+                self.record(&action.action_key, attempt, ActionStatus::Done, None, None).await
             }
             Outcome::Retry { reason, after } if attempt < i64::from(self.config.max_attempts) => {
                 let delay = backoff(self.config.base_delay, attempt, &action.action_key).max(after.unwrap_or_default());
                 let next = now + delay.as_millis() as i64;
                 tracing::info!(action = %action.action_key, attempt, reason = %reason, retry_in_ms = delay.as_millis() as u64, "Webhook attempt failed; retrying.");
-                self.record(&action.action_key, attempt, "pending", Some(&reason), Some(next)).await
+                self.record(&action.action_key, attempt, ActionStatus::Pending, Some(&reason), Some(next)).await
             }
             Outcome::Retry { reason, .. } | Outcome::Failed(reason) => {
                 tracing::warn!(action = %action.action_key, attempt, reason = %reason, "Webhook failed for good.");
-                self.record(&action.action_key, attempt, "failed", Some(&reason), None).await
+                self.record(&action.action_key, attempt, ActionStatus::Failed, Some(&reason), None).await
             }
         };
         if let Err(err) = result {
             tracing::error!(action = %action.action_key, error = %err, "Recording a webhook attempt failed; it will be retried.");
+            return;
+        }
+        // The run's page and list show its webhooks' health: tell them.
+        if let Err(err) = app::service::runs::announce(&self.ctx, &action.run_id).await {
+            tracing::warn!(run = %action.run_id, error = %err, "Announcing a webhook attempt failed.");
         }
     }
 

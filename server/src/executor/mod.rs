@@ -14,8 +14,10 @@ use app::store::offers::OfferRow;
 use app::store::rollups::metric;
 use app::store::runs::{self, ActionWrite, Batch, Committed, Effect, RunRow, RunWrite, StepWrite};
 use app::store::{now_ms, uuid_v7_floor};
+use app::workflow::describe;
 use app::workflow::eval::{self, Action, Context, EventData, Input, RunState, Step};
 use app::workflow::rules::Operand;
+use app::workflow::status::WEBHOOK_KIND;
 use app::workflow::Workflow;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -263,6 +265,15 @@ impl Executor {
         let w = Arc::new(serde_json::from_str::<Workflow>(&text).context("A pinned version cannot be read.")?);
         self.pinned.insert(key, w.clone());
         Ok(Some(w))
+    }
+
+    /// A version's definition if this executor holds it already (no query).
+    fn known(&self, workflow_id: &str, version: i64) -> Option<&Workflow> {
+        self.published
+            .iter()
+            .find(|v| v.workflow_id == workflow_id && v.version == version)
+            .map(|v| v.workflow.as_ref())
+            .or_else(|| self.pinned.get(&(workflow_id.to_string(), version)).map(Arc::as_ref))
     }
 
     /// Whether runs of this workflow may advance now (not paused or archived).
@@ -697,7 +708,11 @@ impl Executor {
     async fn announce(&self, batch: &Batch, committed: &Committed) {
         let live = &self.ctx.live;
         for r in &batch.runs {
-            let ended = r.status != "waiting";
+            let ended = r.status != eval::RunStatus::Waiting.as_str();
+            let waiting_for = match (&r.at_node, ended) {
+                (Some(node), false) => Some(describe::waiting_at(self.known(&r.workflow_id, r.version), node)),
+                _ => None,
+            };
             live.publish(
                 "runs",
                 app::model::Run {
@@ -712,6 +727,11 @@ impl Executor {
                     started_at: r.started_at,
                     updated_at: committed.at,
                     ended_at: ended.then_some(committed.at),
+                    // The name and the webhooks' health are read with the run
+                    // (pages refetch on this message); the stream stays cheap.
+                    workflow_name: None,
+                    waiting_for,
+                    action_health: Default::default(),
                 },
             );
         }
@@ -827,7 +847,7 @@ fn action_write(run_id: &str, workflow_id: &str, customer: &str, action: Action)
             };
             ("raise_alert", effect, key, node)
         }
-        Action::CallWebhook { key, node, .. } => ("call_webhook", Effect::Webhook, key, node),
+        Action::CallWebhook { key, node, .. } => (WEBHOOK_KIND, Effect::Webhook, key, node),
         Action::UpdateProfile { key, node, changes } => ("update_profile", Effect::Profile { changes }, key, node),
     };
     ActionWrite {

@@ -24,7 +24,7 @@ use utoipa::{Modify, OpenApi};
         workflows::publish_workflow, workflows::pause_workflow, workflows::resume_workflow,
         workflows::list_versions, workflows::get_version, workflows::rollback_workflow, workflows::diff_workflow,
         workflows::list_templates,
-        runs::list_runs, runs::get_run, runs::list_offers, runs::get_offer, runs::redeem_offer,
+        runs::list_runs, runs::get_run, runs::retry_action, runs::list_offers, runs::get_offer, runs::redeem_offer,
         runs::list_alerts, runs::acknowledge_alert, runs::resolve_alert,
         dashboard::summary, dashboard::timeseries, dashboard::funnel,
     ),

@@ -1,10 +1,10 @@
-//! `/api/v1/runs`, `/api/v1/offers` and `/api/v1/alerts`: thin adapters over
-//! `app::service::runs`.
+//! `/api/v1/runs`, `/api/v1/actions`, `/api/v1/offers` and `/api/v1/alerts`:
+//! thin adapters over `app::service::runs`.
 
 use super::api::{ApiActor, Json};
 use super::error::{ApiResult, ErrorBody};
 use crate::AppState;
-use app::model::{Alert, Offer, Page, Run, RunDetail};
+use app::model::{Alert, Offer, Page, Run, RunAction, RunDetail};
 use app::service::runs::{self, AlertFilter, OfferFilter, RunFilter};
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
@@ -15,6 +15,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/runs", get(list_runs))
         .route("/runs/{run_id}", get(get_run))
+        .route("/actions/{action_key}/retry", post(retry_action))
         .route("/offers", get(list_offers))
         .route("/offers/{code}", get(get_offer))
         .route("/offers/{code}/redeem", post(redeem_offer))
@@ -34,11 +35,14 @@ pub struct RunParams {
     pub status: Option<String>,
     /// A customer id.
     pub customer: Option<String>,
+    /// `failing`: runs with a webhook that failed (for good, or an attempt and is
+    /// retrying); `pending`: runs with a webhook not delivered yet.
+    pub actions: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
 
-/// Runs, newest first (any role).
+/// Runs, newest first, each with its webhooks' health (any role).
 #[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunParams),
     responses((status = 200, body = Page<Run>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_runs(
@@ -47,7 +51,7 @@ pub async fn list_runs(
     params: QueryResult<RunParams>,
 ) -> ApiResult<Json<Page<Run>>> {
     let Query(p) = params?;
-    let filter = RunFilter { workflow: p.workflow, status: p.status, customer: p.customer };
+    let filter = RunFilter { workflow: p.workflow, status: p.status, customer: p.customer, actions: p.actions };
     Ok(Json(runs::list_runs(&state.ctx, &actor, &filter, p.cursor.as_deref(), p.limit).await?))
 }
 
@@ -62,6 +66,22 @@ pub async fn get_run(
 ) -> ApiResult<Json<RunDetail>> {
     let Path(id) = path?;
     Ok(Json(runs::get_run(&state.ctx, &actor, &id).await?))
+}
+
+/// Queues a failed webhook again (editor): due now, with a new round of
+/// attempts and the same `Idempotency-Key`. 409 when the action is not a
+/// failed webhook (still pending, delivered, or not a webhook).
+#[utoipa::path(post, path = "/api/v1/actions/{action_key}/retry", tag = "runs",
+    params(("action_key" = String, Path, description = "The action's key, `<run id>:<node>`")),
+    responses((status = 200, body = RunAction), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn retry_action(
+    State(state): State<AppState>,
+    ApiActor(actor): ApiActor,
+    path: PathResult<String>,
+) -> ApiResult<Json<RunAction>> {
+    let Path(key) = path?;
+    Ok(Json(runs::retry_action(&state.ctx, &actor, &key, app::store::now_ms()).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
