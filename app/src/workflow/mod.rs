@@ -4,6 +4,7 @@
 
 pub mod diff;
 pub mod eval;
+pub mod funnel;
 pub mod model;
 pub mod rules;
 pub mod templates;
