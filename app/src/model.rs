@@ -472,6 +472,34 @@ pub struct Figures {
     /// Median time from an event's arrival to the commit of the actions it caused.
     pub latency_p50_ms: Option<f64>,
     pub latency_p95_ms: Option<f64>,
+    /// Those times as a histogram: counts per bucket of `LATENCY_BOUNDS_MS`
+    /// (upper bounds 1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 75, 100, 150, 250,
+    /// 500, 1000, 2500, 5000, 10000 ms, then open), so live counts can move
+    /// the quantiles between reads.
+    #[serde(default)]
+    pub latency_histogram: Vec<i64>,
+}
+
+/// Upper bounds (ms) of the latency histogram's buckets; the last is open.
+pub const LATENCY_BOUNDS_MS: [i64; 20] =
+    [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 75, 100, 150, 250, 500, 1000, 2500, 5000, 10_000, i64::MAX];
+
+/// What an installation has set up, for the dashboard's first steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Setup {
+    /// A source exists.
+    pub source: bool,
+    /// A workflow has been published.
+    pub workflow: bool,
+    /// An event has been accepted.
+    pub events: bool,
+}
+
+impl Setup {
+    pub fn done(&self) -> bool {
+        self.source && self.workflow && self.events
+    }
 }
 
 /// A name and how often it occurred (top event names, sources, outputs).
@@ -513,6 +541,13 @@ pub struct MetricsSummary {
     pub top_events: Vec<Ranked>,
     pub top_sources: Vec<Ranked>,
     pub offers_by_workflow: Vec<WorkflowOffers>,
+    /// Every source's and workflow's name by id: live counts carry ids.
+    #[serde(default)]
+    pub source_names: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub workflow_names: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub setup: Setup,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -588,7 +623,7 @@ pub fn histogram_quantile(counts: &[i64], bounds: &[i64], q: f64) -> Option<f64>
 }
 
 /// Runs through one node of a workflow version: entered, waiting there now,
-/// and how they left (by output).
+/// how they left (by output), and where the node sits among the branches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct FunnelStep {
@@ -597,10 +632,29 @@ pub struct FunnelStep {
     pub kind: String,
     pub entered: i64,
     pub waiting: i64,
+    /// Every outcome runs left by (outputs, `converted`, `completed`, `failed`), most first.
     pub exits: Vec<Ranked>,
+    /// Branch depth: one more under each node with several outputs.
+    #[serde(default)]
+    pub depth: u32,
+    /// The node and output this node is drawn under (none for the trigger).
+    #[serde(default)]
+    pub via_node: Option<String>,
+    #[serde(default)]
+    pub via_output: Option<String>,
+    /// Each output of the node, taken or not, and where it leads.
+    #[serde(default)]
+    pub branches: Vec<crate::workflow::funnel::FunnelBranch>,
+    /// Runs that reached the goal here.
+    #[serde(default)]
+    pub converted: i64,
+    /// Runs that ended here without converting (their path stops here, the
+    /// goal was missed, or they failed): the only drop-off.
+    #[serde(default)]
+    pub left: i64,
 }
 
-/// A workflow version's funnel over a range: entered → each node → converted.
+/// A workflow version's funnel over a range: entered → each branch → converted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Funnel {
@@ -609,7 +663,7 @@ pub struct Funnel {
     pub range: String,
     pub entered: i64,
     pub converted: i64,
-    /// In path order from the trigger.
+    /// Depth first from the trigger, each node under the output that leads to it.
     pub steps: Vec<FunnelStep>,
 }
 

@@ -815,6 +815,15 @@ async fn the_dashboard_figures_time_series_and_funnel_count_what_the_executor_di
         assert_eq!(s["top_sources"][0]["count"], 6);
         assert_eq!(s["offers_by_workflow"][0]["name"], "Abandoned cart rescue");
         assert_eq!(s["offers_by_workflow"][0]["redeemed"], 1);
+        // Live counts carry ids: every source's and workflow's name comes along.
+        let shop = s["top_sources"][0]["id"].as_str().unwrap();
+        assert_eq!(s["source_names"][shop], "Shop");
+        assert_eq!(s["workflow_names"][id.as_str()], "Abandoned cart rescue");
+        assert_eq!(s["setup"], json!({ "source": true, "workflow": true, "events": true }));
+        let histogram: Vec<i64> =
+            now["latency_histogram"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        assert_eq!(histogram.len(), 20, "one count per bucket of LATENCY_BOUNDS_MS");
+        assert!(histogram.iter().sum::<i64>() >= 2, "the alert and offer the big transaction caused: {histogram:?}");
 
         let series =
             common::api(&app, Method::GET, "/api/v1/metrics/timeseries?metric=events&range=1h", &viewer, None).await;
@@ -844,6 +853,24 @@ async fn the_dashboard_figures_time_series_and_funnel_count_what_the_executor_di
         assert_eq!(exits, [("received".to_string(), 1), ("timed_out".to_string(), 2)].into_iter().collect());
         assert_eq!(step("offer")["entered"], 1);
         assert_eq!(step("converted")["waiting"], 0);
+        // Branches: the checkout ended ana's run at the wait; bob and cy went on
+        // down `timed_out`, which is no loss. Bob converted, cy got the reminder.
+        assert_eq!(
+            wait["branches"],
+            json!([
+                { "output": "received", "count": 1, "to": null, "nested": false },
+                { "output": "timed_out", "count": 2, "to": "big_cart", "nested": true },
+            ])
+        );
+        assert_eq!(wait["left"], 1);
+        let big = step("big_cart");
+        assert_eq!(
+            (big["depth"].as_i64(), big["via_output"].as_str(), big["left"].as_i64()),
+            (Some(1), Some("timed_out"), Some(0))
+        );
+        assert_eq!(step("worth_offer")["via_node"], "alert_service", "drawn under the first path that reaches it");
+        assert_eq!((step("reminder")["entered"].as_i64(), step("reminder")["left"].as_i64()), (Some(1), Some(1)));
+        assert_eq!((step("converted")["converted"].as_i64(), step("converted")["left"].as_i64()), (Some(1), Some(0)));
 
         let bad = common::api(&app, Method::GET, "/api/v1/metrics/summary?range=2w", &viewer, None).await;
         assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -15,7 +15,12 @@ pub struct Series {
     pub points: Vec<Point>,
 }
 
-const W: f64 = 860.0;
+/// The width drawn on the server and before the browser has measured the
+/// chart; after that it is drawn at its real width, so its labels keep their
+/// size on a phone instead of shrinking with a scaled-down picture.
+const FIRST_W: f64 = 860.0;
+/// Narrower than this, the chart is scaled down rather than squeezed.
+const MIN_W: f64 = 280.0;
 const H: f64 = 220.0;
 const LEFT: f64 = 44.0;
 const RIGHT: f64 = 8.0;
@@ -77,12 +82,34 @@ pub fn TimeChart(#[prop(into)] series: Signal<Vec<Series>>, #[prop(into)] step_m
         let max = all.iter().flat_map(|s| s.points.iter().map(|p| p.v)).max().unwrap_or(0);
         (all, n, nice_max(max))
     };
-    let plot_w = W - LEFT - RIGHT;
+    let el = NodeRef::<leptos::html::Div>::new();
+    let width = RwSignal::new(FIRST_W);
+    let measure = move || {
+        if let Some(div) = el.get_untracked() {
+            let w = f64::from(div.client_width());
+            if w > 0.0 {
+                width.try_set(w.max(MIN_W));
+            }
+        }
+    };
+    // Once laid out (the next frame), and whenever the window is resized.
+    Effect::new(move |_| {
+        if el.get().is_some() {
+            request_animation_frame(measure);
+        }
+    });
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = window_event_listener(leptos::ev::resize, move |_| measure());
+        on_cleanup(move || handle.remove());
+    }
     let plot_h = H - TOP - BOTTOM;
     view! {
-        <div class="chart">
-            <svg viewBox=format!("0 0 {W} {H}") class="chart-svg" role="img" on:mouseleave=move |_| hovered.set(None)>
+        <div class="chart" node_ref=el>
+            <svg viewBox=move || format!("0 0 {:.0} {H}", width.get()) class="chart-svg" role="img" on:mouseleave=move |_| hovered.set(None)>
                 {move || {
+                    let w = width.get();
+                    let plot_w = w - LEFT - RIGHT;
                     let (all, n, top) = geometry();
                     let step = step_ms.get();
                     let y = move |v: i64| TOP + plot_h - (v as f64 / top as f64) * plot_h;
@@ -93,7 +120,7 @@ pub fn TimeChart(#[prop(into)] series: Signal<Vec<Series>>, #[prop(into)] step_m
                         .into_iter()
                         .map(|t| {
                             view! {
-                                <line class="chart-grid" x1=LEFT x2=W - RIGHT y1=y(t) y2=y(t) />
+                                <line class="chart-grid" x1=LEFT x2=w - RIGHT y1=y(t) y2=y(t) />
                                 <text class="chart-axis" x=LEFT - 6.0 y=y(t) + 4.0 text-anchor="end">{t.to_string()}</text>
                             }
                         })
@@ -144,7 +171,7 @@ pub fn TimeChart(#[prop(into)] series: Signal<Vec<Series>>, #[prop(into)] step_m
                     });
                     view! {
                         <g>{grid}</g>
-                        <line class="chart-baseline" x1=LEFT x2=W - RIGHT y1=TOP + plot_h y2=TOP + plot_h />
+                        <line class="chart-baseline" x1=LEFT x2=w - RIGHT y1=TOP + plot_h y2=TOP + plot_h />
                         {highlight}
                         <g>{bars}</g>
                         <g>{labels}</g>
@@ -160,7 +187,8 @@ pub fn TimeChart(#[prop(into)] series: Signal<Vec<Series>>, #[prop(into)] step_m
                 }
                 let step = step_ms.get();
                 let t = all.first().and_then(|s| s.points.get(i)).map(|p| p.t)?;
-                let left = (LEFT + (W - LEFT - RIGHT) / n as f64 * (i as f64 + 0.5)) / W * 100.0;
+                let w = width.get();
+                let left = (LEFT + (w - LEFT - RIGHT) / n as f64 * (i as f64 + 0.5)) / w * 100.0;
                 let rows = all
                     .iter()
                     .map(|s| {

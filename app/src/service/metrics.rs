@@ -9,8 +9,9 @@ use crate::model::{
     WorkflowOffers, RANGES, SERIES_METRICS,
 };
 use crate::store::rollups::{self, metric, LATENCY_BOUNDS_MS};
+use crate::workflow::funnel::NodeCounts;
 use crate::workflow::Workflow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 fn spec(range: &str) -> AppResult<(i64, i64, i64)> {
     range_spec(range)
@@ -45,6 +46,7 @@ async fn figures(ctx: &Ctx, workflow: &str, step: i64, from: i64, to: i64) -> Ap
         conversion_rate: if started > 0 { converted as f64 / started as f64 } else { 0.0 },
         latency_p50_ms: histogram_quantile(&counts, &LATENCY_BOUNDS_MS, 0.5),
         latency_p95_ms: histogram_quantile(&counts, &LATENCY_BOUNDS_MS, 0.95),
+        latency_histogram: counts,
     })
 }
 
@@ -73,7 +75,7 @@ pub async fn summary(
         previous.events = figures(ctx, "", step, from - range_ms, from).await?.events;
     }
     let names = rollups::workflow_names(&ctx.db).await?;
-    let sources: HashMap<String, String> =
+    let sources: BTreeMap<String, String> =
         crate::store::sources::list(&ctx.db, None, 10_000).await?.into_iter().map(|s| (s.source_id, s.name)).collect();
     let issued = rollups::by_workflow(&ctx.db, metric::OFFERS_ISSUED, step, from, to).await?;
     let redeemed: HashMap<String, i64> =
@@ -103,6 +105,9 @@ pub async fn summary(
             sources.get(id).cloned().unwrap_or_else(|| id.to_string())
         }),
         offers_by_workflow,
+        setup: rollups::setup(&ctx.db).await?,
+        source_names: sources,
+        workflow_names: names.into_iter().collect(),
     })
 }
 
@@ -144,8 +149,9 @@ pub async fn timeseries(
     Ok(TimeSeries { metric: name.to_string(), range: range.to_string(), step_ms: step, from, to, at: now, points })
 }
 
-/// A workflow version's funnel over `range` (any role): each node in path
-/// order with runs entered, waiting there now and leaving by each output.
+/// A workflow version's funnel over `range` (any role): each node under the
+/// output that leads to it, with runs entered, waiting there now, leaving by
+/// each output, and ending there (see `workflow::funnel`).
 pub async fn funnel(
     ctx: &Ctx,
     actor: &Actor,
@@ -181,18 +187,29 @@ pub async fn funnel(
         }
     }
     let waiting: HashMap<String, i64> = rollups::waiting_at(&ctx.db, workflow_id, version).await?.into_iter().collect();
-    let steps: Vec<FunnelStep> = path_order(&workflow)
+    let counts = |node: &str| NodeCounts {
+        entered: entered.get(node).copied().unwrap_or(0),
+        waiting: waiting.get(node).copied().unwrap_or(0),
+        exits: exits.get(node).cloned().unwrap_or_default(),
+    };
+    let steps: Vec<FunnelStep> = crate::workflow::funnel::funnel(&workflow, counts)
         .into_iter()
-        .map(|node| FunnelStep {
-            kind: node.kind.label().to_string(),
-            entered: entered.get(&node.id).copied().unwrap_or(0),
-            waiting: waiting.get(&node.id).copied().unwrap_or(0),
-            exits: top(exits.remove(&node.id).unwrap_or_default(), usize::MAX, str::to_string),
-            node: node.id.clone(),
+        .map(|r| FunnelStep {
+            node: r.node.id.clone(),
+            kind: r.node.kind.label().to_string(),
+            entered: r.counts.entered,
+            waiting: r.counts.waiting,
+            exits: top(r.counts.exits, usize::MAX, str::to_string),
+            depth: r.depth,
+            via_node: r.via.as_ref().map(|(n, _)| n.clone()),
+            via_output: r.via.map(|(_, o)| o),
+            branches: r.branches,
+            converted: r.converted,
+            left: r.left,
         })
         .collect();
     let first = steps.first().map_or(0, |s| s.entered);
-    let converted: i64 = steps.iter().flat_map(|s| &s.exits).filter(|e| e.name == "converted").map(|e| e.count).sum();
+    let converted: i64 = steps.iter().map(|s| s.converted).sum();
     Ok(Funnel {
         workflow_id: workflow_id.to_string(),
         version,
@@ -201,28 +218,4 @@ pub async fn funnel(
         converted,
         steps,
     })
-}
-
-/// The nodes breadth-first from the trigger, then any unreachable ones.
-fn path_order(w: &Workflow) -> Vec<&crate::workflow::Node> {
-    let mut order: Vec<&crate::workflow::Node> = Vec::new();
-    let mut queue: std::collections::VecDeque<&str> = w.trigger().map(|t| t.id.as_str()).into_iter().collect();
-    while let Some(id) = queue.pop_front() {
-        let Some(node) = w.node(id) else { continue };
-        if order.iter().any(|n| n.id == node.id) {
-            continue;
-        }
-        order.push(node);
-        for port in node.kind.ports() {
-            if let Some(next) = w.next(&node.id, &port) {
-                queue.push_back(next);
-            }
-        }
-    }
-    for n in &w.nodes {
-        if !order.iter().any(|o| o.id == n.id) {
-            order.push(n);
-        }
-    }
-    order
 }

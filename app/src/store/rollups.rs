@@ -36,9 +36,8 @@ pub mod metric {
     pub const NODE_EXIT: &str = "node_exit";
 }
 
-/// Upper bounds (ms) of the latency histogram's buckets; the last is open.
-pub const LATENCY_BOUNDS_MS: [i64; 20] =
-    [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 75, 100, 150, 250, 500, 1000, 2500, 5000, 10_000, i64::MAX];
+/// The histogram's bounds live in the model: the browser reads quantiles from it too.
+pub use crate::model::LATENCY_BOUNDS_MS;
 
 pub fn latency_bucket(ms: i64) -> usize {
     LATENCY_BOUNDS_MS.iter().position(|b| ms <= *b).unwrap_or(LATENCY_BOUNDS_MS.len() - 1)
@@ -183,6 +182,15 @@ pub async fn workflow_names(db: &Db) -> sqlx::Result<HashMap<String, String>> {
     let sql = "select workflow_id, name from workflow";
     let rows: Vec<(String, String)> = with_pool!(db, p => sqlx::query_as(sql).fetch_all(p).await)?;
     Ok(rows.into_iter().collect())
+}
+
+/// What the installation has set up: a source, a published workflow, an event.
+pub async fn setup(db: &Db) -> sqlx::Result<crate::model::Setup> {
+    let sql = "select (select count(*) from source), \
+               (select count(*) from workflow where active_version is not null), \
+               (select count(*) from (select 1 from event limit 1) as any_event)";
+    let (sources, workflows, events): (i64, i64, i64) = with_pool!(db, p => sqlx::query_as(sql).fetch_one(p).await)?;
+    Ok(crate::model::Setup { source: sources > 0, workflow: workflows > 0, events: events > 0 })
 }
 
 /// Alerts still open, of one workflow or all ("").

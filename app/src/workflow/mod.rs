@@ -5,6 +5,7 @@
 pub mod describe;
 pub mod diff;
 pub mod eval;
+pub mod funnel;
 pub mod model;
 pub mod rules;
 pub mod status;
