@@ -65,6 +65,9 @@ struct Ed {
     revision: RwSignal<i64>,
     selected: RwSignal<Vec<String>>,
     view: RwSignal<Viewport>,
+    /// The first fit to the canvas's real size is done (the server renders
+    /// the default viewport).
+    fitted: RwSignal<bool>,
     history: StoredValue<History>,
     /// (can undo, can redo)
     undo_state: RwSignal<(bool, bool)>,
@@ -103,6 +106,14 @@ impl Ed {
         match self.showing.with(|s| s.as_ref().map(|v| v.definition.node(id).cloned())) {
             Some(found) => found,
             None => self.wf.with(|w| w.node(id).cloned()),
+        }
+    }
+
+    /// Whether the shown workflow draws this output's label on its edge.
+    fn label_on_edge(self, id: &str, port: &str) -> bool {
+        match self.showing.with(|s| s.as_ref().map(|v| canvas::label_on_edge(&v.definition, id, port))) {
+            Some(on_edge) => on_edge,
+            None => self.wf.with(|w| canvas::label_on_edge(w, id, port)),
         }
     }
 
@@ -352,6 +363,7 @@ impl Ed {
     fn fit(self) {
         if let Some((_, _, w, h)) = self.canvas_rect() {
             self.view.set(Viewport::fit(&self.shown(), w, h));
+            self.fitted.set(true);
         }
     }
 
@@ -399,6 +411,7 @@ fn Designer(detail: crate::model::WorkflowDetail, editable: bool) -> AnyView {
         revision: RwSignal::new(detail.revision),
         selected: RwSignal::new(Vec::new()),
         view: RwSignal::new(Viewport::default()),
+        fitted: RwSignal::new(false),
         history: StoredValue::new(History::default()),
         undo_state: RwSignal::new((false, false)),
         editable: RwSignal::new(editable),
@@ -834,11 +847,23 @@ fn Canvas(ed: Ed, issues: Memo<Vec<Issue>>) -> AnyView {
         let (sx, sy) = (f64::from(ev.client_x()), f64::from(ev.client_y()));
         ed.gesture.set_value(Some(Gesture::Pan { sx, sy, from: ed.view.get_untracked() }));
     };
+    // Scrolling pans, as on a page (a workflow wider than the canvas at a
+    // readable zoom is scrolled through, not shrunk); Ctrl+scroll, which is
+    // also what a trackpad's pinch sends, zooms.
     let on_wheel = move |ev: web_sys::WheelEvent| {
         ev.prevent_default();
+        let v = ed.view.get_untracked();
+        if !(ev.ctrl_key() || ev.meta_key()) {
+            // A mouse wheel scrolls only vertically; with Shift it goes sideways.
+            let (dx, dy) =
+                if ev.shift_key() && ev.delta_x() == 0.0 { (ev.delta_y(), 0.0) } else { (ev.delta_x(), ev.delta_y()) };
+            // Some browsers count a wheel's steps in lines, not pixels.
+            let unit = if ev.delta_mode() == web_sys::WheelEvent::DOM_DELTA_LINE { 16.0 } else { 1.0 };
+            ed.view.set(Viewport { x: v.x - dx * unit, y: v.y - dy * unit, zoom: v.zoom });
+            return;
+        }
         let Some((left, top, _, _)) = ed.canvas_rect() else { return };
         let factor = (-ev.delta_y() * 0.0015).exp();
-        let v = ed.view.get_untracked();
         ed.view.set(v.zoom_at(factor, f64::from(ev.client_x()) - left, f64::from(ev.client_y()) - top));
     };
     let on_drop = move |ev: web_sys::DragEvent| {
@@ -859,6 +884,8 @@ fn Canvas(ed: Ed, issues: Memo<Vec<Issue>>) -> AnyView {
         <div
             class="canvas"
             data-testid="canvas"
+            data-fitted=move || ed.fitted.get().to_string()
+            data-zoom=move || format!("{:.3}", ed.view.get().zoom)
             on:pointerdown=on_down
             on:wheel=on_wheel
             on:dragover=move |ev: web_sys::DragEvent| ev.prevent_default()
@@ -1009,7 +1036,11 @@ fn NodeCard(ed: Ed, id: String, issues: Memo<Vec<Issue>>) -> impl IntoView {
                             ed.pointer.set(Some((from.clone(), port_name.clone(), wx, wy)));
                         }
                     >
-                        {label.map(|l| view! { <span class="port-label">{l}</span> })}
+                        {label.map(|l| {
+                            let (from, port) = (id.clone(), port.clone());
+                            let on_edge = move || ed.label_on_edge(&from, &port);
+                            view! { <span class="port-label" class:on-edge=on_edge>{l}</span> }
+                        })}
                     </div>
                 }
             })
