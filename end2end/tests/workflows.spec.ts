@@ -19,6 +19,23 @@ async function connect(page: Page, from: string, port: string, to: string) {
   await expect(page.locator(`[data-edge="${from}:${port}"]`)).toHaveCount(1);
 }
 
+/** What a viewer must not be offered in the designer: nothing to publish, add, remove or save. */
+async function expectNoEditing(page: Page) {
+  for (const id of ["publish", "pause", "resume", "palette-offer", "save-state", "delete-node", "no-problems", "problems"]) {
+    await expect(page.getByTestId(id), id).toHaveCount(0);
+  }
+  for (const name of ["Undo", "Redo", "Duplicate", "Delete", "Roll back", "+ Rule", "+ Group"]) {
+    await expect(page.getByRole("button", { name, exact: true }), name).toHaveCount(0);
+  }
+  await expect(page.getByText("can be published")).toHaveCount(0);
+  const inspector = page.getByTestId("inspector");
+  if ((await inspector.getByTestId("canvas-hints").count()) > 0) {
+    await expect(page.getByTestId("read-only-note")).toContainText("takes the editor role");
+    await expect(page.getByTestId("canvas-hints")).not.toContainText("Delete");
+    await expect(page.getByTestId("canvas-hints")).not.toContainText("Ctrl+D");
+  }
+}
+
 async function select(page: Page, node: string) {
   await page.getByTestId(`node-${node}`).locator(".node-head").click();
   await expect(page.getByTestId("inspector").locator("code").first()).toHaveText(node);
@@ -156,10 +173,13 @@ test("a marketer draws the abandoned-cart workflow, publishes two versions and s
   await viewer.goto(url);
   await hydrated(viewer);
   await expect(viewer.locator(".node")).toHaveCount(6);
-  await expect(viewer.getByTestId("palette-offer")).toHaveCount(0);
-  await expect(viewer.getByTestId("publish")).toHaveCount(0);
+  await expectNoEditing(viewer);
   await viewer.getByTestId("node-offer").locator(".node-head").click();
   await expect(viewer.getByTestId("inspector").getByLabel("Value", { exact: true })).toBeDisabled();
+  await expectNoEditing(viewer);
+  await viewer.getByTestId("node-condition").locator(".node-head").click();
+  await expect(viewer.getByTestId("rule")).toHaveCount(1);
+  await expect(viewer.getByTestId("inspector").getByRole("button")).toHaveCount(0);
   await viewer.keyboard.press("Delete");
   await expect(viewer.getByTestId("node-offer")).toBeVisible();
   const id = url.split("/").pop();

@@ -711,15 +711,18 @@ fn Toolbar(ed: Ed, issues: Memo<Vec<Issue>>, show_versions: RwSignal<bool>, show
                     .and_then(|s| s.active_version)
                     .map(|v| view! { <span class="muted small" data-testid="active-version">{format!("v{v} live")}</span> })
             }}
-            <span class="save-state muted small" data-testid="save-state">
-                {move || match ed.save.get() {
-                    SaveState::Saved => "All changes saved".to_string(),
-                    SaveState::Dirty => "Unsaved changes…".to_string(),
-                    SaveState::Saving => "Saving…".to_string(),
-                    SaveState::Failed(e) => format!("Not saved: {e}"),
-                    SaveState::Conflict(_) => "Not saved".to_string(),
-                }}
-            </span>
+            // Someone who cannot change the workflow has nothing to save.
+            <Show when=move || ed.editable.get()>
+                <span class="save-state muted small" data-testid="save-state">
+                    {move || match ed.save.get() {
+                        SaveState::Saved => "All changes saved".to_string(),
+                        SaveState::Dirty => "Unsaved changes…".to_string(),
+                        SaveState::Saving => "Saving…".to_string(),
+                        SaveState::Failed(e) => format!("Not saved: {e}"),
+                        SaveState::Conflict(_) => "Not saved".to_string(),
+                    }}
+                </span>
+            </Show>
             <span class="spacer"></span>
             {move || {
                 ed.notice
@@ -1616,7 +1619,7 @@ fn BranchesEditor(ed: Ed, issues: Memo<Vec<Issue>>, node: String) -> impl IntoVi
                                 <button
                                     class="small"
                                     aria-label="Remove branch"
-                                    disabled=move || ed.read_only()
+                                    hidden=move || ed.read_only()
                                     on:click=move |_| {
                                         let node = id.get_value();
                                         set(
@@ -1641,7 +1644,7 @@ fn BranchesEditor(ed: Ed, issues: Memo<Vec<Issue>>, node: String) -> impl IntoVi
             }}
             <button
                 class="small"
-                disabled=move || ed.read_only()
+                hidden=move || ed.read_only()
                 on:click=move |_| {
                     set(
                         Box::new(|b, _| {
@@ -1767,7 +1770,7 @@ fn ChangesEditor(ed: Ed, issues: Memo<Vec<Issue>>, node: String) -> impl IntoVie
                                         }
                                     />
                                 })}
-                                <button class="small" aria-label="Remove change" disabled=move || ed.read_only() on:click=move |_| {
+                                <button class="small" aria-label="Remove change" hidden=move || ed.read_only() on:click=move |_| {
                                     set(None, Box::new(move |cs| {
                                         if i < cs.len() {
                                             cs.remove(i);
@@ -1779,7 +1782,7 @@ fn ChangesEditor(ed: Ed, issues: Memo<Vec<Issue>>, node: String) -> impl IntoVie
                     })
                     .collect_view()
             }}
-            <button class="small" disabled=move || ed.read_only() on:click=move |_| {
+            <button class="small" hidden=move || ed.read_only() on:click=move |_| {
                 set(None, Box::new(|cs| cs.push(ProfileChange::Set { attribute: String::new(), value: String::new() })));
             }>"+ Change"</button>
         </div>
@@ -1869,7 +1872,7 @@ fn GroupEditor(ed: Ed, node: String, path: Vec<usize>) -> AnyView {
                     <option value="any">"Any of these"</option>
                 </select>
                 {nested.then(|| view! {
-                    <button class="small" aria-label="Remove group" disabled=move || ed.read_only() on:click=move |_| {
+                    <button class="small" aria-label="Remove group" hidden=move || ed.read_only() on:click=move |_| {
                         let mut p = path.get_value();
                         let Some(i) = p.pop() else { return };
                         let id = node.get_value();
@@ -1900,7 +1903,7 @@ fn GroupEditor(ed: Ed, node: String, path: Vec<usize>) -> AnyView {
                     .collect_view()
             }}
             <div class="rule-actions">
-                <button class="small" data-testid="add-rule" disabled=move || ed.read_only() on:click=move |_| {
+                <button class="small" data-testid="add-rule" hidden=move || ed.read_only() on:click=move |_| {
                     edit(None, Box::new(|g| g.items.push(RuleItem::Rule(Rule {
                         operand: Operand::Event { path: String::new() },
                         op: Op::Eq,
@@ -1908,7 +1911,7 @@ fn GroupEditor(ed: Ed, node: String, path: Vec<usize>) -> AnyView {
                         value: Value::String(String::new()),
                     }))));
                 }>"+ Rule"</button>
-                <button class="small" disabled=move || ed.read_only() on:click=move |_| {
+                <button class="small" hidden=move || ed.read_only() on:click=move |_| {
                     edit(None, Box::new(|g| g.items.push(RuleItem::Group(RuleGroup { join: Join::Any, items: Vec::new() }))));
                 }>"+ Group"</button>
             </div>
@@ -2191,7 +2194,7 @@ fn RuleEditor(ed: Ed, node: String, path: Vec<usize>, index: usize) -> impl Into
                 <option value="bool">"as yes/no"</option>
                 <option value="time">"as time"</option>
             </select>
-            <button class="small" aria-label="Remove rule" disabled=move || ed.read_only() on:click=move |_| {
+            <button class="small" aria-label="Remove rule" hidden=move || ed.read_only() on:click=move |_| {
                 let (id, p) = (node.get_value(), path.get_value());
                 ed.change(None, move |w| {
                     if let Some(g) = w.nodes.iter_mut().find(|n| n.id == id).and_then(|n| group_at_mut(&mut n.kind, &p)) {
@@ -2296,8 +2299,8 @@ fn Inspector(ed: Ed, issues: Memo<Vec<Issue>>) -> AnyView {
             None if count() > 1 => {
                 view! {
                     <h3>{format!("{} nodes selected", count())}</h3>
-                    <p class="hint">"Drag one to move them together; arrow keys nudge them."</p>
                     <Show when=move || !ed.read_only()>
+                        <p class="hint">"Drag one to move them together; arrow keys nudge them."</p>
                         <div class="actions">
                             <button class="small" on:click=move |_| ed.duplicate_selected()>"Duplicate"</button>
                             <button class="small danger" on:click=move |_| ed.delete_selected()>"Delete"</button>
@@ -2367,44 +2370,67 @@ fn WorkflowPanel(ed: Ed, issues: Memo<Vec<Issue>>) -> AnyView {
                 />
             </label>
         </Show>
-        <h4>"Problems"</h4>
-        {move || {
-            let all = issues.get();
-            if all.is_empty() {
-                view! { <p class="form-ok" data-testid="no-problems">"No problems: this workflow can be published."</p> }.into_any()
-            } else {
-                view! {
-                    <ul class="issues" data-testid="problems">
-                        {all
-                            .into_iter()
-                            .map(|i| {
-                                let node = i.node.clone();
-                                view! {
-                                    <li>
-                                        {match node {
-                                            Some(n) => {
-                                                let target = n.clone();
-                                                view! {
-                                                    <button class="link" on:click=move |_| ed.select_only(&target)>{n}</button>
-                                                    ": "
-                                                }
-                                                    .into_any()
-                                            }
-                                            None => ().into_any(),
-                                        }}
-                                        {i.message}
-                                    </li>
-                                }
-                            })
-                            .collect_view()}
-                    </ul>
-                }
-                    .into_any()
+        // Problems are a to-do list for whoever can fix them; a viewer, or
+        // anyone looking at a published version, gets no "can be published".
+        <Show
+            when=move || !ed.read_only()
+            fallback=move || {
+                let archived = ed.summary.with(|s| s.as_ref().is_some_and(|s| s.status == WorkflowStatus::Archived));
+                let why = if ed.showing.with(Option::is_some) {
+                    "A published version: it cannot be changed. \"Back to the draft\" returns to the editable draft."
+                } else if archived {
+                    "This workflow is archived: it can be looked at, not changed."
+                } else {
+                    "You can look at this workflow; changing or publishing it takes the editor role."
+                };
+                view! { <p class="hint" data-testid="read-only-note">{why}</p> }
             }
-        }}
-        <h4>"Keyboard"</h4>
-        <p class="hint">
-            "Tab to a node to select it · Delete removes · Ctrl+D duplicates · arrows move · Ctrl+Z / Ctrl+Shift+Z undo and redo · Ctrl+A selects all · Esc clears."
+        >
+            <h4>"Problems"</h4>
+            {move || {
+                let all = issues.get();
+                if all.is_empty() {
+                    view! { <p class="form-ok" data-testid="no-problems">"No problems: this workflow can be published."</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="issues" data-testid="problems">
+                            {all
+                                .into_iter()
+                                .map(|i| {
+                                    let node = i.node.clone();
+                                    view! {
+                                        <li>
+                                            {match node {
+                                                Some(n) => {
+                                                    let target = n.clone();
+                                                    view! {
+                                                        <button class="link" on:click=move |_| ed.select_only(&target)>{n}</button>
+                                                        ": "
+                                                    }
+                                                        .into_any()
+                                                }
+                                                None => ().into_any(),
+                                            }}
+                                            {i.message}
+                                        </li>
+                                    }
+                                })
+                                .collect_view()}
+                        </ul>
+                    }
+                        .into_any()
+                }
+            }}
+        </Show>
+        <h4>"Keyboard and mouse"</h4>
+        <p class="hint" data-testid="canvas-hints">
+            {move || {
+                if ed.read_only() {
+                    "Scroll or drag the background to pan · Ctrl+scroll zooms · Tab to a node to see its settings · Esc clears."
+                } else {
+                    "Scroll or drag the background to pan · Ctrl+scroll zooms · Tab to a node to select it · Delete removes · Ctrl+D duplicates · arrows move · Ctrl+Z / Ctrl+Shift+Z undo and redo · Ctrl+A selects all · Esc clears."
+                }
+            }}
         </p>
     }
     .into_any()
