@@ -19,6 +19,23 @@ async function connect(page: Page, from: string, port: string, to: string) {
   await expect(page.locator(`[data-edge="${from}:${port}"]`)).toHaveCount(1);
 }
 
+/** What a viewer must not be offered in the designer: nothing to publish, add, remove or save. */
+async function expectNoEditing(page: Page) {
+  for (const id of ["publish", "pause", "resume", "palette-offer", "save-state", "delete-node", "no-problems", "problems"]) {
+    await expect(page.getByTestId(id), id).toHaveCount(0);
+  }
+  for (const name of ["Undo", "Redo", "Duplicate", "Delete", "Roll back", "+ Rule", "+ Group"]) {
+    await expect(page.getByRole("button", { name, exact: true }), name).toHaveCount(0);
+  }
+  await expect(page.getByText("can be published")).toHaveCount(0);
+  const inspector = page.getByTestId("inspector");
+  if ((await inspector.getByTestId("canvas-hints").count()) > 0) {
+    await expect(page.getByTestId("read-only-note")).toContainText("takes the editor role");
+    await expect(page.getByTestId("canvas-hints")).not.toContainText("Delete");
+    await expect(page.getByTestId("canvas-hints")).not.toContainText("Ctrl+D");
+  }
+}
+
 async function select(page: Page, node: string) {
   await page.getByTestId(`node-${node}`).locator(".node-head").click();
   await expect(page.getByTestId("inspector").locator("code").first()).toHaveText(node);
@@ -114,7 +131,7 @@ test("a marketer draws the abandoned-cart workflow, publishes two versions and s
   await expect(page.getByTestId("workflow-name")).toHaveValue("Abandoned cart");
   await expect(page.locator(".node")).toHaveCount(6);
   await expect(page.locator("[data-edge]")).toHaveCount(5);
-  await expect(page.getByTestId("node-offer")).toContainText("10 % off · 24 hours · CART-…");
+  await expect(page.getByTestId("node-offer")).toContainText("10 % off for 24 hours · codes start with CART-");
   await expect(page.getByTestId("node-condition")).toContainText("cart.value > 50");
 
   // Version 2: a bigger discount; the diff names the changed node.
@@ -156,14 +173,101 @@ test("a marketer draws the abandoned-cart workflow, publishes two versions and s
   await viewer.goto(url);
   await hydrated(viewer);
   await expect(viewer.locator(".node")).toHaveCount(6);
-  await expect(viewer.getByTestId("palette-offer")).toHaveCount(0);
-  await expect(viewer.getByTestId("publish")).toHaveCount(0);
+  await expectNoEditing(viewer);
   await viewer.getByTestId("node-offer").locator(".node-head").click();
   await expect(viewer.getByTestId("inspector").getByLabel("Value", { exact: true })).toBeDisabled();
+  await expectNoEditing(viewer);
+  await viewer.getByTestId("node-condition").locator(".node-head").click();
+  await expect(viewer.getByTestId("rule")).toHaveCount(1);
+  await expect(viewer.getByTestId("inspector").getByRole("button")).toHaveCount(0);
   await viewer.keyboard.press("Delete");
   await expect(viewer.getByTestId("node-offer")).toBeVisible();
   const id = url.split("/").pop();
   const put = await viewer.request.put(`/api/v1/workflows/${id}`, { data: { revision: 1 } });
   expect(put.status()).toBe(403);
   await viewer.close();
+});
+
+/**
+ * What is hard to read on the canvas at its zoom: a label or a node's face
+ * cut off, lying on a node or on another label, or text under 9 px.
+ */
+async function readability(page: Page): Promise<string[]> {
+  return page.getByTestId("canvas").evaluate((canvas) => {
+    const zoom = Number(canvas.getAttribute("data-zoom"));
+    const problems: string[] = [];
+    const box = (el: Element) => el.getBoundingClientRect();
+    const overlap = (a: DOMRect, b: DOMRect) =>
+      a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+    const shown = (el: Element) => el.getClientRects().length > 0;
+    const nodes = [...canvas.querySelectorAll<HTMLElement>(".node")];
+    const labels = [...canvas.querySelectorAll(".port-label, .edge-label")].filter(shown);
+    if (labels.length === 0) problems.push("no output labels at all");
+    labels.forEach((label, i) => {
+      const text = label.textContent?.trim() ?? "";
+      const r = box(label);
+      if (label instanceof HTMLElement && label.scrollWidth > label.clientWidth) problems.push(`'${text}' is cut`);
+      for (const n of nodes) {
+        if (n !== label.closest(".node") && overlap(r, box(n))) problems.push(`'${text}' lies on ${n.dataset.node}`);
+      }
+      for (const other of labels.slice(i + 1)) {
+        if (overlap(r, box(other))) problems.push(`'${text}' lies on '${other.textContent?.trim()}'`);
+      }
+    });
+    for (const el of canvas.querySelectorAll(".node-kind, .node-summary, .port-label, .edge-label text")) {
+      if (!shown(el)) continue;
+      const px = parseFloat(getComputedStyle(el).fontSize) * zoom;
+      if (px < 9) problems.push(`'${el.textContent?.trim()}' is ${px.toFixed(1)} px`);
+    }
+    for (const face of canvas.querySelectorAll<HTMLElement>(".node-summary")) {
+      if (face.scrollHeight > face.clientHeight + 1) problems.push(`the face '${face.textContent}' is cut`);
+    }
+    return problems;
+  });
+}
+
+test("a template opens at a readable zoom, every label and face whole, and scrolling pans to the rest", async ({ page }) => {
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await loginAsAdmin(page);
+  await page.getByRole("navigation").getByRole("link", { name: "Workflows" }).click();
+  await hydrated(page);
+  await page.getByTestId("template-abandoned_cart").click();
+  await expect(page).toHaveURL(/\/workflows\/[0-9a-f-]{36}$/);
+  await hydrated(page);
+
+  const canvas = page.getByTestId("canvas");
+  await expect(canvas).toHaveAttribute("data-fitted", "true");
+  const zoom = Number(await canvas.getAttribute("data-zoom"));
+  expect(zoom).toBeGreaterThanOrEqual(0.8);
+  await expect(page.locator(".zoom-level")).toHaveText(`${Math.round(zoom * 100)} %`);
+  expect(await readability(page)).toEqual([]);
+  await expect(page.getByTestId("node-offer")).toContainText("10 % off for 24 hours · codes start with CART-");
+
+  // It starts where the workflow starts; the rest is a scroll away, at the same zoom.
+  await expect(page.getByTestId("node-trigger")).toBeInViewport({ ratio: 0.99 });
+  await expect(page.getByTestId("node-converted")).not.toBeInViewport();
+  await canvas.hover({ position: { x: 300, y: 300 } });
+  await page.mouse.wheel(1000, 0);
+  await expect(page.getByTestId("node-converted")).toBeInViewport({ ratio: 0.99 });
+  await expect(canvas).toHaveAttribute("data-zoom", zoom.toFixed(3));
+  // Ctrl+scroll still zooms, and Fit comes back to the readable start.
+  await page.keyboard.down("Control");
+  await page.mouse.wheel(0, 300);
+  await page.keyboard.up("Control");
+  expect(Number(await canvas.getAttribute("data-zoom"))).toBeLessThan(zoom);
+  await page.getByTestId("fit").click();
+  await expect(canvas).toHaveAttribute("data-zoom", zoom.toFixed(3));
+  await expect(page.getByTestId("node-trigger")).toBeInViewport({ ratio: 0.99 });
+
+  // A phone: the canvas keeps a usable share of the screen, as readable.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.reload();
+  await hydrated(page);
+  await expect(canvas).toHaveAttribute("data-fitted", "true");
+  expect(Number(await canvas.getAttribute("data-zoom"))).toBeGreaterThanOrEqual(0.8);
+  const phone = await canvas.boundingBox();
+  expect(phone?.width).toBeGreaterThan(380);
+  expect(phone?.height).toBeGreaterThan(300);
+  await expect(page.getByTestId("node-trigger")).toBeInViewport({ ratio: 0.99 });
+  expect(await readability(page)).toEqual([]);
 });

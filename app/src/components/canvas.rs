@@ -8,8 +8,12 @@ use crate::workflow::{Edge, Node, NodeKind, ProfileChange, Span, Unit, Workflow}
 use leptos::prelude::*;
 
 pub const NODE_W: f64 = 220.0;
-const MIN_H: f64 = 84.0;
+/// Room for a node's head, two lines of summary and its id (style/main.css).
+const MIN_H: f64 = 96.0;
 const PORT_GAP: f64 = 26.0;
+/// How far right of a node an unlabelled output's end marker ("▢ end")
+/// reaches, and an unconnected output's label.
+const END_ROOM: f64 = 72.0;
 
 /// A node's height: tall enough for its output ports.
 pub fn node_height(kind: &NodeKind) -> f64 {
@@ -44,6 +48,29 @@ pub fn port_label(port: &str) -> Option<String> {
     }
 }
 
+/// Whether output `port` of `from` is connected, so that its edge shows the
+/// output's label and the port need not repeat it (the two would crowd the
+/// gap between the nodes). An unconnected output keeps its label at the port.
+pub fn label_on_edge(w: &Workflow, from: &str, port: &str) -> bool {
+    w.next(from, port).is_some()
+}
+
+/// Where an output that ends the run draws its end marker, right of the
+/// port: after the output's label, when it has one.
+fn end_marker_at(port: &str) -> f64 {
+    port_label(port).map_or(36.0, |l| 12.0 + label_width(&l) + 16.0)
+}
+
+/// How far right of its port an output that ends the run reaches.
+pub fn end_reach(port: &str) -> f64 {
+    end_marker_at(port) + END_ROOM - 36.0
+}
+
+/// The width of the pill an edge's label sits in (12 px bold text).
+pub fn label_width(label: &str) -> f64 {
+    12.0 + 7.0 * label.chars().count() as f64
+}
+
 /// The arrowheads edges end in: plain, and for a path a run took.
 pub fn arrow_defs() -> impl IntoView {
     view! {
@@ -67,13 +94,23 @@ pub fn edge_views(w: &Workflow, taken: impl Fn(&Edge) -> bool) -> Vec<AnyView> {
         let Some((x1, y1)) = port_point(from, &e.port) else { continue };
         let class = if taken(e) { "edge taken" } else { "edge" };
         if e.to == END {
-            let d = format!("M {x1:.1} {y1:.1} H {:.1}", x1 + 36.0);
+            let at = x1 + end_marker_at(&e.port);
+            let d = format!("M {x1:.1} {y1:.1} H {at:.1}");
             out.push(
                 view! {
                     <g class=format!("{class} to-end")>
                         <path d=d />
-                        <rect x=x1 + 36.0 y=y1 - 6.0 width="12" height="12" rx="2" />
-                        <text x=x1 + 52.0 y=y1 + 4.0 class="end-label">"end"</text>
+                        {port_label(&e.port).map(|l| {
+                            let width = label_width(&l);
+                            view! {
+                                <g class="edge-label">
+                                    <rect x=x1 + 12.0 y=y1 - 10.0 width=width height="20" rx="10" />
+                                    <text x=x1 + 12.0 + width / 2.0 y=y1 + 4.0 text-anchor="middle">{l}</text>
+                                </g>
+                            }
+                        })}
+                        <rect x=at y=y1 - 6.0 width="12" height="12" rx="2" />
+                        <text x=at + 16.0 y=y1 + 4.0 class="end-label">"end"</text>
                     </g>
                 }
                 .into_any(),
@@ -89,7 +126,7 @@ pub fn edge_views(w: &Workflow, taken: impl Fn(&Edge) -> bool) -> Vec<AnyView> {
                 <g class=class data-edge=format!("{}:{}", e.from, e.port)>
                     <path d=curve(x1, y1, x2, y2) marker-end=marker />
                     {port_label(&e.port).map(|l| {
-                        let width = 10.0 + 6.5 * l.chars().count() as f64;
+                        let width = label_width(&l);
                         view! {
                             <g class="edge-label">
                                 <rect x=mx - width / 2.0 y=my - 10.0 width=width height="20" rx="10" />
@@ -131,24 +168,60 @@ impl Viewport {
         Viewport { x: sx - wx * zoom, y: sy - wy * zoom, zoom }
     }
 
-    /// Shows every node in a `width` × `height` screen area.
+    /// Shows the workflow in a `width` × `height` screen area, as large as
+    /// fits but never below [`FIT_MIN_ZOOM`]: a workflow too big for the
+    /// screen at that zoom starts at its top-left corner (where the trigger
+    /// is), and the rest is a pan or a scroll away.
     pub fn fit(w: &Workflow, width: f64, height: f64) -> Viewport {
-        if w.nodes.is_empty() || width <= 0.0 || height <= 0.0 {
+        let Some((x0, y0, x1, y1)) = bounds(w) else { return Viewport::default() };
+        if width <= 0.0 || height <= 0.0 {
             return Viewport::default();
         }
-        let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
-        for n in &w.nodes {
-            x0 = x0.min(n.x);
-            y0 = y0.min(n.y);
-            x1 = x1.max(n.x + NODE_W + 60.0);
-            y1 = y1.max(n.y + node_height(&n.kind));
-        }
-        let pad = 40.0;
-        let zoom = ((width - 2.0 * pad) / (x1 - x0)).min((height - 2.0 * pad) / (y1 - y0)).clamp(0.25, 1.25);
-        let x = (width - (x1 - x0) * zoom) / 2.0 - x0 * zoom;
-        let y = (height - (y1 - y0) * zoom) / 2.0 - y0 * zoom;
-        Viewport { x, y, zoom }
+        let zoom = ((width - 2.0 * FIT_PAD) / (x1 - x0))
+            .min((height - 2.0 * FIT_PAD) / (y1 - y0))
+            .clamp(FIT_MIN_ZOOM, FIT_MAX_ZOOM);
+        // Centred on an axis where it fits, from its start where it does not.
+        let place = |screen: f64, lo: f64, hi: f64| {
+            let size = (hi - lo) * zoom;
+            if size <= screen - 2.0 * FIT_PAD {
+                (screen - size) / 2.0 - lo * zoom
+            } else {
+                FIT_PAD - lo * zoom
+            }
+        };
+        Viewport { x: place(width, x0, x1), y: place(height, y0, y1), zoom }
     }
+}
+
+/// The smallest zoom a fit picks: at 0.8 a node's summary is about 10 px
+/// high and its output labels 9 px, the least that still reads comfortably.
+pub const FIT_MIN_ZOOM: f64 = 0.8;
+/// A fit does not enlarge a small workflow past its natural size.
+pub const FIT_MAX_ZOOM: f64 = 1.0;
+/// Room left around a fitted workflow, in screen pixels.
+pub const FIT_PAD: f64 = 40.0;
+
+/// The world area a workflow takes, (left, top, right, bottom): its nodes,
+/// and right of those with outputs the room an output label or an end
+/// marker needs. `None` for an empty workflow.
+pub fn bounds(w: &Workflow) -> Option<(f64, f64, f64, f64)> {
+    if w.nodes.is_empty() {
+        return None;
+    }
+    let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for n in &w.nodes {
+        x0 = x0.min(n.x);
+        y0 = y0.min(n.y);
+        let outputs = if n.kind.ports().is_empty() { 0.0 } else { END_ROOM };
+        x1 = x1.max(n.x + NODE_W + outputs);
+        y1 = y1.max(n.y + node_height(&n.kind));
+    }
+    for e in w.edges.iter().filter(|e| e.to == END) {
+        if let Some(n) = w.node(&e.from) {
+            x1 = x1.max(n.x + NODE_W + end_reach(&e.port));
+        }
+    }
+    Some((x0, y0, x1, y1))
 }
 
 pub fn span_text(s: &Span) -> String {
@@ -248,7 +321,8 @@ pub fn summary(kind: &NodeKind) -> String {
                 crate::workflow::DiscountKind::FixedAmount => format!("{value} off"),
                 crate::workflow::DiscountKind::FreeShipping => "free shipping".into(),
             };
-            format!("{amount} · {} · {code_prefix}-…", span_text(valid_for))
+            // The code itself is made per run; "CART-…" read as if the face were cut off.
+            format!("{amount} for {} · codes start with {}-", span_text(valid_for), code_prefix.to_ascii_uppercase())
         }
         NodeKind::Alert { severity, audience, .. } => format!("{severity:?} → {audience}"),
         NodeKind::Webhook { method, url, .. } => {
@@ -319,16 +393,71 @@ mod tests {
         assert!(node_height(&split) >= MIN_H);
         assert_eq!(port_offset(90.0, 0, 2), 30.0);
         assert_eq!(port_offset(90.0, 1, 2), 60.0);
-        let v = Viewport::fit(&w, 1200.0, 600.0);
+        // With room for all of it, all of it shows, at no more than natural size.
+        let v = Viewport::fit(&w, 2600.0, 900.0);
+        assert_eq!(v.zoom, 1.0);
         for n in &w.nodes {
             let (sx, sy) = (n.x * v.zoom + v.x, n.y * v.zoom + v.y);
-            assert!((0.0..1200.0).contains(&sx) && (0.0..600.0).contains(&sy), "{} at {sx},{sy}", n.id);
+            assert!((0.0..2600.0).contains(&sx) && (0.0..900.0).contains(&sy), "{} at {sx},{sy}", n.id);
         }
+        // Without, it stays readable and starts at the trigger; the rest is a pan away.
+        let v = Viewport::fit(&w, 890.0, 792.0);
+        assert_eq!(v.zoom, FIT_MIN_ZOOM);
+        let trigger = w.node("trigger").unwrap();
+        assert_eq!(trigger.x * v.zoom + v.x, FIT_PAD, "the trigger sits at the left margin");
+        let (_, y0, _, y1) = bounds(&w).unwrap();
+        assert!(
+            ((y0 * v.zoom + v.y) - (792.0 - (y1 * v.zoom + v.y))).abs() < 1e-9,
+            "centred vertically, where it fits"
+        );
+        assert_eq!(Viewport::fit(&Workflow { nodes: vec![], ..w.clone() }, 890.0, 792.0), Viewport::default());
         let z = v.zoom_at(1.5, 300.0, 200.0);
         let before = v.to_world(300.0, 200.0);
         let after = z.to_world(300.0, 200.0);
         assert!((before.0 - after.0).abs() < 1e-9 && (before.1 - after.1).abs() < 1e-9, "zoom keeps the point");
         assert!(curve(0.0, 0.0, 100.0, 50.0).starts_with("M 0.0 0.0 C 50.0 0.0"));
+    }
+
+    /// The designer's canvas in a 1440 × 900 window: less the palette (190)
+    /// and the inspector (360) across, the top bar and the toolbar down.
+    const CANVAS_1440: (f64, f64) = (890.0, 792.0);
+
+    #[test]
+    fn templates_leave_room_for_their_labels_and_open_at_a_readable_zoom() {
+        for t in crate::workflow::templates::templates() {
+            let w = &t.workflow;
+            let h = |n: &Node| node_height(&n.kind);
+            for (i, a) in w.nodes.iter().enumerate() {
+                for b in &w.nodes[i + 1..] {
+                    // Apart across, or apart down with room for the live counters above a node.
+                    let across = a.x + NODE_W + 40.0 <= b.x || b.x + NODE_W + 40.0 <= a.x;
+                    let down = a.y + h(a) + 24.0 <= b.y || b.y + h(b) + 24.0 <= a.y;
+                    assert!(across || down, "{}: {} and {} crowd each other", t.name, a.id, b.id);
+                }
+            }
+            for e in &w.edges {
+                let from = w.node(&e.from).unwrap();
+                let (x1, y1) = port_point(from, &e.port).unwrap();
+                if e.to == END {
+                    // The end marker, and the label above it, run into no node.
+                    let blocked = w.nodes.iter().any(|n| {
+                        n.x < x1 + end_reach(&e.port) && n.x + NODE_W > x1 && n.y - 24.0 < y1 && n.y + h(n) > y1 - 24.0
+                    });
+                    assert!(!blocked, "{}: the end of {}:{} runs into a node", t.name, e.from, e.port);
+                } else if let Some(label) = port_label(&e.port) {
+                    let gap = w.node(&e.to).unwrap().x - x1;
+                    assert!(gap >= label_width(&label) + 40.0, "{}: no room for '{label}' ({gap} px)", t.name);
+                }
+            }
+            let v = Viewport::fit(w, CANVAS_1440.0, CANVAS_1440.1);
+            assert!(v.zoom >= FIT_MIN_ZOOM, "{} opens at {}", t.name, v.zoom);
+        }
+        // The two short templates show whole at 1440 × 900.
+        for w in [crate::workflow::templates::high_value_transaction(), crate::workflow::templates::low_inventory()] {
+            let v = Viewport::fit(&w, CANVAS_1440.0, CANVAS_1440.1);
+            let (x0, _, x1, _) = bounds(&w).unwrap();
+            assert!(x0 * v.zoom + v.x >= 0.0 && x1 * v.zoom + v.x <= CANVAS_1440.0, "{:?}", v);
+        }
     }
 
     #[test]
@@ -338,7 +467,7 @@ mod tests {
         assert_eq!(face("trigger"), "cart_updated");
         assert_eq!(face("wait_checkout"), "checkout_started or order_completed · 30 minutes");
         assert_eq!(face("big_cart"), "cart.value > 500");
-        assert_eq!(face("offer"), "10 % off · 24 hours · CART-…");
+        assert_eq!(face("offer"), "10 % off for 24 hours · codes start with CART-");
         assert_eq!(face("converted"), "order_completed with the code · 24 hours");
         assert_eq!(face("reminder"), "POST crm.example.com");
         assert_eq!(summary(&NodeKind::blank("trigger").unwrap()), "set the event");

@@ -8,10 +8,20 @@ use crate::workflow::{Node, Workflow};
 use leptos::html;
 use leptos::prelude::*;
 
-/// The graph's height on the page, in pixels.
-const HEIGHT: f64 = 360.0;
+/// The graph's least and greatest height on the page, in pixels: within
+/// them it is as tall as the workflow; a taller one scrolls.
+const MIN_HEIGHT: f64 = 220.0;
+const MAX_HEIGHT: f64 = 520.0;
 /// The width assumed before the browser has measured the page.
 const FIRST_WIDTH: f64 = 1000.0;
+
+/// The box's height for a workflow shown `width` wide: the workflow's whole
+/// height at the zoom its width allows, and the box's border.
+fn box_height(w: &Workflow, width: f64) -> f64 {
+    let Some((x0, y0, x1, y1)) = canvas::bounds(w) else { return MIN_HEIGHT };
+    let zoom = ((width - 2.0 * canvas::FIT_PAD) / (x1 - x0)).clamp(canvas::FIT_MIN_ZOOM, canvas::FIT_MAX_ZOOM);
+    ((y1 - y0) * zoom + 2.0 * canvas::FIT_PAD + 2.0).ceil().clamp(MIN_HEIGHT, MAX_HEIGHT)
+}
 
 /// What a run did at one node: how often it left it and its last outcome.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -52,18 +62,40 @@ fn outcome_text(outcome: &str) -> String {
 #[component]
 pub fn RunGraph(workflow: Workflow, steps: Vec<RunStep>, #[prop(into)] waiting_at: Option<String>) -> impl IntoView {
     let el = NodeRef::<html::Div>::new();
-    let view_port = RwSignal::new(Viewport::fit(&workflow, FIRST_WIDTH, HEIGHT));
+    let height = RwSignal::new(box_height(&workflow, FIRST_WIDTH));
+    let view_port = RwSignal::new(Viewport::fit(&workflow, FIRST_WIDTH, height.get_untracked()));
+    // Whether part of the workflow lies right of the box, to say it scrolls.
+    let more = RwSignal::new(false);
+    let measure = move || {
+        if let Some(div) = el.get_untracked() {
+            more.try_set(div.scroll_left() + div.client_width() < div.scroll_width() - 2);
+        }
+    };
     let fitted = workflow.clone();
+    let current = waiting_at.clone().and_then(|id| workflow.node(&id).map(|n| n.x));
     // Fit to the real width once the browser has laid the page out (the next
-    // frame: at mount the element may not have its width yet).
+    // frame: at mount the element may not have its width yet), and when the
+    // run waits at a node out of sight, scroll it into the middle.
     Effect::new(move |_| {
         if let Some(div) = el.get() {
             let fitted = fitted.clone();
             request_animation_frame(move || {
                 let width = f64::from(div.client_width());
-                if width > 0.0 {
-                    view_port.try_set(Viewport::fit(&fitted, width, HEIGHT));
+                if width <= 0.0 {
+                    return;
                 }
+                let h = box_height(&fitted, width);
+                height.try_set(h);
+                let v = Viewport::fit(&fitted, width, h - 2.0);
+                view_port.try_set(v);
+                if let Some(x) = current {
+                    let (left, right) = (x * v.zoom + v.x, (x + NODE_W) * v.zoom + v.x);
+                    if right > width {
+                        div.set_scroll_left(((left + right - width) / 2.0) as i32);
+                    }
+                }
+                // The new zoom is laid out by the next frame.
+                request_animation_frame(measure);
             });
         }
     });
@@ -72,26 +104,49 @@ pub fn RunGraph(workflow: Workflow, steps: Vec<RunStep>, #[prop(into)] waiting_a
     let nodes = workflow
         .nodes
         .iter()
-        .map(|n| graph_node(n, seen.get(&n.id), waiting_at.as_deref() == Some(n.id.as_str())))
+        .map(|n| graph_node(&workflow, n, seen.get(&n.id), waiting_at.as_deref() == Some(n.id.as_str())))
         .collect_view();
     let transform = move || {
         let v = view_port.get();
         format!("transform: translate({:.1}px, {:.1}px) scale({:.3})", v.x, v.y, v.zoom)
     };
+    // A fit never goes below the readable zoom, so a wide workflow overflows
+    // the box: this invisible block spans the workflow plus the fit's margin,
+    // which gives the box (overflow: auto) the right scroll range. The edges'
+    // SVG overflows visibly and would not count towards it.
+    let (_, _, right, bottom) = canvas::bounds(&workflow).unwrap_or_default();
+    let extent = move || {
+        let v = view_port.get();
+        let pad = canvas::FIT_PAD / v.zoom;
+        format!("width: {:.0}px; height: {:.0}px", right + pad, bottom + pad)
+    };
     view! {
-        <div class="canvas graph" node_ref=el style=format!("height: {HEIGHT}px") data-testid="run-graph">
-            <div class="world" style=transform>
-                <svg class="edges" width="1" height="1">
-                    {canvas::arrow_defs()}
-                    {edges}
-                </svg>
-                {nodes}
+        <div class="graph-frame" data-testid="run-graph">
+            <div
+                class="canvas graph"
+                node_ref=el
+                style=move || format!("height: {}px", height.get())
+                on:scroll=move |_| measure()
+            >
+                <div class="world" style=transform>
+                    <div class="graph-extent" style=extent></div>
+                    <svg class="edges" width="1" height="1">
+                        {canvas::arrow_defs()}
+                        {edges}
+                    </svg>
+                    {nodes}
+                </div>
             </div>
+            <Show when=move || more.get()>
+                <span class="graph-more" data-testid="graph-more">
+                    "Scroll sideways for the rest →"
+                </span>
+            </Show>
         </div>
     }
 }
 
-fn graph_node(n: &Node, visit: Option<&NodeVisit>, waiting: bool) -> impl IntoView {
+fn graph_node(w: &Workflow, n: &Node, visit: Option<&NodeVisit>, waiting: bool) -> impl IntoView {
     let type_name = n.kind.type_name();
     let h = node_height(&n.kind);
     let mut class = format!("node family-{}", family(type_name));
@@ -102,6 +157,7 @@ fn graph_node(n: &Node, visit: Option<&NodeVisit>, waiting: bool) -> impl IntoVi
     });
     let ports = n.kind.ports();
     let count = ports.len();
+    let on_edge = |port: &str| canvas::label_on_edge(w, &n.id, port);
     let port_views = ports
         .iter()
         .enumerate()
@@ -109,7 +165,10 @@ fn graph_node(n: &Node, visit: Option<&NodeVisit>, waiting: bool) -> impl IntoVi
             let top = port_offset(h, i, count);
             view! {
                 <div class="port out" style=format!("top: {top}px")>
-                    {port_label(p).map(|l| view! { <span class="port-label">{l}</span> })}
+                    {port_label(p).map(|l| {
+                        let class = if on_edge(p) { "port-label on-edge" } else { "port-label" };
+                        view! { <span class=class>{l}</span> }
+                    })}
                 </div>
             }
         })
@@ -146,6 +205,21 @@ mod tests {
 
     fn step(node: &str, outcome: &str) -> RunStep {
         RunStep { seq: 0, node: node.into(), outcome: outcome.into(), detail: None, at: 0 }
+    }
+
+    #[test]
+    fn the_graph_is_as_tall_as_its_workflow_at_a_readable_zoom() {
+        let cart = crate::workflow::templates::abandoned_cart();
+        let (_, y0, _, y1) = canvas::bounds(&cart).unwrap();
+        // Too wide to fit: shown at the readable zoom, all of its height in the box.
+        let h = box_height(&cart, 1000.0);
+        assert!(h >= (y1 - y0) * canvas::FIT_MIN_ZOOM + 2.0 * canvas::FIT_PAD);
+        let v = Viewport::fit(&cart, 1000.0, h - 2.0);
+        assert_eq!(v.zoom, canvas::FIT_MIN_ZOOM);
+        assert!(y0 * v.zoom + v.y >= canvas::FIT_PAD - 1e-9, "no vertical scroll: {v:?}");
+        let short = crate::workflow::templates::low_inventory();
+        assert_eq!(box_height(&short, 1000.0), MIN_HEIGHT);
+        assert_eq!(box_height(&Workflow { nodes: vec![], ..short }, 1000.0), MIN_HEIGHT);
     }
 
     #[test]

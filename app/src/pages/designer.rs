@@ -65,6 +65,9 @@ struct Ed {
     revision: RwSignal<i64>,
     selected: RwSignal<Vec<String>>,
     view: RwSignal<Viewport>,
+    /// The first fit to the canvas's real size is done (the server renders
+    /// the default viewport).
+    fitted: RwSignal<bool>,
     history: StoredValue<History>,
     /// (can undo, can redo)
     undo_state: RwSignal<(bool, bool)>,
@@ -103,6 +106,14 @@ impl Ed {
         match self.showing.with(|s| s.as_ref().map(|v| v.definition.node(id).cloned())) {
             Some(found) => found,
             None => self.wf.with(|w| w.node(id).cloned()),
+        }
+    }
+
+    /// Whether the shown workflow draws this output's label on its edge.
+    fn label_on_edge(self, id: &str, port: &str) -> bool {
+        match self.showing.with(|s| s.as_ref().map(|v| canvas::label_on_edge(&v.definition, id, port))) {
+            Some(on_edge) => on_edge,
+            None => self.wf.with(|w| canvas::label_on_edge(w, id, port)),
         }
     }
 
@@ -352,6 +363,7 @@ impl Ed {
     fn fit(self) {
         if let Some((_, _, w, h)) = self.canvas_rect() {
             self.view.set(Viewport::fit(&self.shown(), w, h));
+            self.fitted.set(true);
         }
     }
 
@@ -399,6 +411,7 @@ fn Designer(detail: crate::model::WorkflowDetail, editable: bool) -> AnyView {
         revision: RwSignal::new(detail.revision),
         selected: RwSignal::new(Vec::new()),
         view: RwSignal::new(Viewport::default()),
+        fitted: RwSignal::new(false),
         history: StoredValue::new(History::default()),
         undo_state: RwSignal::new((false, false)),
         editable: RwSignal::new(editable),
@@ -698,15 +711,18 @@ fn Toolbar(ed: Ed, issues: Memo<Vec<Issue>>, show_versions: RwSignal<bool>, show
                     .and_then(|s| s.active_version)
                     .map(|v| view! { <span class="muted small" data-testid="active-version">{format!("v{v} live")}</span> })
             }}
-            <span class="save-state muted small" data-testid="save-state">
-                {move || match ed.save.get() {
-                    SaveState::Saved => "All changes saved".to_string(),
-                    SaveState::Dirty => "Unsaved changes…".to_string(),
-                    SaveState::Saving => "Saving…".to_string(),
-                    SaveState::Failed(e) => format!("Not saved: {e}"),
-                    SaveState::Conflict(_) => "Not saved".to_string(),
-                }}
-            </span>
+            // Someone who cannot change the workflow has nothing to save.
+            <Show when=move || ed.editable.get()>
+                <span class="save-state muted small" data-testid="save-state">
+                    {move || match ed.save.get() {
+                        SaveState::Saved => "All changes saved".to_string(),
+                        SaveState::Dirty => "Unsaved changes…".to_string(),
+                        SaveState::Saving => "Saving…".to_string(),
+                        SaveState::Failed(e) => format!("Not saved: {e}"),
+                        SaveState::Conflict(_) => "Not saved".to_string(),
+                    }}
+                </span>
+            </Show>
             <span class="spacer"></span>
             {move || {
                 ed.notice
@@ -834,11 +850,23 @@ fn Canvas(ed: Ed, issues: Memo<Vec<Issue>>) -> AnyView {
         let (sx, sy) = (f64::from(ev.client_x()), f64::from(ev.client_y()));
         ed.gesture.set_value(Some(Gesture::Pan { sx, sy, from: ed.view.get_untracked() }));
     };
+    // Scrolling pans, as on a page (a workflow wider than the canvas at a
+    // readable zoom is scrolled through, not shrunk); Ctrl+scroll, which is
+    // also what a trackpad's pinch sends, zooms.
     let on_wheel = move |ev: web_sys::WheelEvent| {
         ev.prevent_default();
+        let v = ed.view.get_untracked();
+        if !(ev.ctrl_key() || ev.meta_key()) {
+            // A mouse wheel scrolls only vertically; with Shift it goes sideways.
+            let (dx, dy) =
+                if ev.shift_key() && ev.delta_x() == 0.0 { (ev.delta_y(), 0.0) } else { (ev.delta_x(), ev.delta_y()) };
+            // Some browsers count a wheel's steps in lines, not pixels.
+            let unit = if ev.delta_mode() == web_sys::WheelEvent::DOM_DELTA_LINE { 16.0 } else { 1.0 };
+            ed.view.set(Viewport { x: v.x - dx * unit, y: v.y - dy * unit, zoom: v.zoom });
+            return;
+        }
         let Some((left, top, _, _)) = ed.canvas_rect() else { return };
         let factor = (-ev.delta_y() * 0.0015).exp();
-        let v = ed.view.get_untracked();
         ed.view.set(v.zoom_at(factor, f64::from(ev.client_x()) - left, f64::from(ev.client_y()) - top));
     };
     let on_drop = move |ev: web_sys::DragEvent| {
@@ -859,6 +887,8 @@ fn Canvas(ed: Ed, issues: Memo<Vec<Issue>>) -> AnyView {
         <div
             class="canvas"
             data-testid="canvas"
+            data-fitted=move || ed.fitted.get().to_string()
+            data-zoom=move || format!("{:.3}", ed.view.get().zoom)
             on:pointerdown=on_down
             on:wheel=on_wheel
             on:dragover=move |ev: web_sys::DragEvent| ev.prevent_default()
@@ -1009,7 +1039,11 @@ fn NodeCard(ed: Ed, id: String, issues: Memo<Vec<Issue>>) -> impl IntoView {
                             ed.pointer.set(Some((from.clone(), port_name.clone(), wx, wy)));
                         }
                     >
-                        {label.map(|l| view! { <span class="port-label">{l}</span> })}
+                        {label.map(|l| {
+                            let (from, port) = (id.clone(), port.clone());
+                            let on_edge = move || ed.label_on_edge(&from, &port);
+                            view! { <span class="port-label" class:on-edge=on_edge>{l}</span> }
+                        })}
                     </div>
                 }
             })
@@ -1585,7 +1619,7 @@ fn BranchesEditor(ed: Ed, issues: Memo<Vec<Issue>>, node: String) -> impl IntoVi
                                 <button
                                     class="small"
                                     aria-label="Remove branch"
-                                    disabled=move || ed.read_only()
+                                    hidden=move || ed.read_only()
                                     on:click=move |_| {
                                         let node = id.get_value();
                                         set(
@@ -1610,7 +1644,7 @@ fn BranchesEditor(ed: Ed, issues: Memo<Vec<Issue>>, node: String) -> impl IntoVi
             }}
             <button
                 class="small"
-                disabled=move || ed.read_only()
+                hidden=move || ed.read_only()
                 on:click=move |_| {
                     set(
                         Box::new(|b, _| {
@@ -1736,7 +1770,7 @@ fn ChangesEditor(ed: Ed, issues: Memo<Vec<Issue>>, node: String) -> impl IntoVie
                                         }
                                     />
                                 })}
-                                <button class="small" aria-label="Remove change" disabled=move || ed.read_only() on:click=move |_| {
+                                <button class="small" aria-label="Remove change" hidden=move || ed.read_only() on:click=move |_| {
                                     set(None, Box::new(move |cs| {
                                         if i < cs.len() {
                                             cs.remove(i);
@@ -1748,7 +1782,7 @@ fn ChangesEditor(ed: Ed, issues: Memo<Vec<Issue>>, node: String) -> impl IntoVie
                     })
                     .collect_view()
             }}
-            <button class="small" disabled=move || ed.read_only() on:click=move |_| {
+            <button class="small" hidden=move || ed.read_only() on:click=move |_| {
                 set(None, Box::new(|cs| cs.push(ProfileChange::Set { attribute: String::new(), value: String::new() })));
             }>"+ Change"</button>
         </div>
@@ -1838,7 +1872,7 @@ fn GroupEditor(ed: Ed, node: String, path: Vec<usize>) -> AnyView {
                     <option value="any">"Any of these"</option>
                 </select>
                 {nested.then(|| view! {
-                    <button class="small" aria-label="Remove group" disabled=move || ed.read_only() on:click=move |_| {
+                    <button class="small" aria-label="Remove group" hidden=move || ed.read_only() on:click=move |_| {
                         let mut p = path.get_value();
                         let Some(i) = p.pop() else { return };
                         let id = node.get_value();
@@ -1869,7 +1903,7 @@ fn GroupEditor(ed: Ed, node: String, path: Vec<usize>) -> AnyView {
                     .collect_view()
             }}
             <div class="rule-actions">
-                <button class="small" data-testid="add-rule" disabled=move || ed.read_only() on:click=move |_| {
+                <button class="small" data-testid="add-rule" hidden=move || ed.read_only() on:click=move |_| {
                     edit(None, Box::new(|g| g.items.push(RuleItem::Rule(Rule {
                         operand: Operand::Event { path: String::new() },
                         op: Op::Eq,
@@ -1877,7 +1911,7 @@ fn GroupEditor(ed: Ed, node: String, path: Vec<usize>) -> AnyView {
                         value: Value::String(String::new()),
                     }))));
                 }>"+ Rule"</button>
-                <button class="small" disabled=move || ed.read_only() on:click=move |_| {
+                <button class="small" hidden=move || ed.read_only() on:click=move |_| {
                     edit(None, Box::new(|g| g.items.push(RuleItem::Group(RuleGroup { join: Join::Any, items: Vec::new() }))));
                 }>"+ Group"</button>
             </div>
@@ -2160,7 +2194,7 @@ fn RuleEditor(ed: Ed, node: String, path: Vec<usize>, index: usize) -> impl Into
                 <option value="bool">"as yes/no"</option>
                 <option value="time">"as time"</option>
             </select>
-            <button class="small" aria-label="Remove rule" disabled=move || ed.read_only() on:click=move |_| {
+            <button class="small" aria-label="Remove rule" hidden=move || ed.read_only() on:click=move |_| {
                 let (id, p) = (node.get_value(), path.get_value());
                 ed.change(None, move |w| {
                     if let Some(g) = w.nodes.iter_mut().find(|n| n.id == id).and_then(|n| group_at_mut(&mut n.kind, &p)) {
@@ -2265,8 +2299,8 @@ fn Inspector(ed: Ed, issues: Memo<Vec<Issue>>) -> AnyView {
             None if count() > 1 => {
                 view! {
                     <h3>{format!("{} nodes selected", count())}</h3>
-                    <p class="hint">"Drag one to move them together; arrow keys nudge them."</p>
                     <Show when=move || !ed.read_only()>
+                        <p class="hint">"Drag one to move them together; arrow keys nudge them."</p>
                         <div class="actions">
                             <button class="small" on:click=move |_| ed.duplicate_selected()>"Duplicate"</button>
                             <button class="small danger" on:click=move |_| ed.delete_selected()>"Delete"</button>
@@ -2336,44 +2370,67 @@ fn WorkflowPanel(ed: Ed, issues: Memo<Vec<Issue>>) -> AnyView {
                 />
             </label>
         </Show>
-        <h4>"Problems"</h4>
-        {move || {
-            let all = issues.get();
-            if all.is_empty() {
-                view! { <p class="form-ok" data-testid="no-problems">"No problems: this workflow can be published."</p> }.into_any()
-            } else {
-                view! {
-                    <ul class="issues" data-testid="problems">
-                        {all
-                            .into_iter()
-                            .map(|i| {
-                                let node = i.node.clone();
-                                view! {
-                                    <li>
-                                        {match node {
-                                            Some(n) => {
-                                                let target = n.clone();
-                                                view! {
-                                                    <button class="link" on:click=move |_| ed.select_only(&target)>{n}</button>
-                                                    ": "
-                                                }
-                                                    .into_any()
-                                            }
-                                            None => ().into_any(),
-                                        }}
-                                        {i.message}
-                                    </li>
-                                }
-                            })
-                            .collect_view()}
-                    </ul>
-                }
-                    .into_any()
+        // Problems are a to-do list for whoever can fix them; a viewer, or
+        // anyone looking at a published version, gets no "can be published".
+        <Show
+            when=move || !ed.read_only()
+            fallback=move || {
+                let archived = ed.summary.with(|s| s.as_ref().is_some_and(|s| s.status == WorkflowStatus::Archived));
+                let why = if ed.showing.with(Option::is_some) {
+                    "A published version: it cannot be changed. \"Back to the draft\" returns to the editable draft."
+                } else if archived {
+                    "This workflow is archived: it can be looked at, not changed."
+                } else {
+                    "You can look at this workflow; changing or publishing it takes the editor role."
+                };
+                view! { <p class="hint" data-testid="read-only-note">{why}</p> }
             }
-        }}
-        <h4>"Keyboard"</h4>
-        <p class="hint">
-            "Tab to a node to select it · Delete removes · Ctrl+D duplicates · arrows move · Ctrl+Z / Ctrl+Shift+Z undo and redo · Ctrl+A selects all · Esc clears."
+        >
+            <h4>"Problems"</h4>
+            {move || {
+                let all = issues.get();
+                if all.is_empty() {
+                    view! { <p class="form-ok" data-testid="no-problems">"No problems: this workflow can be published."</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="issues" data-testid="problems">
+                            {all
+                                .into_iter()
+                                .map(|i| {
+                                    let node = i.node.clone();
+                                    view! {
+                                        <li>
+                                            {match node {
+                                                Some(n) => {
+                                                    let target = n.clone();
+                                                    view! {
+                                                        <button class="link" on:click=move |_| ed.select_only(&target)>{n}</button>
+                                                        ": "
+                                                    }
+                                                        .into_any()
+                                                }
+                                                None => ().into_any(),
+                                            }}
+                                            {i.message}
+                                        </li>
+                                    }
+                                })
+                                .collect_view()}
+                        </ul>
+                    }
+                        .into_any()
+                }
+            }}
+        </Show>
+        <h4>"Keyboard and mouse"</h4>
+        <p class="hint" data-testid="canvas-hints">
+            {move || {
+                if ed.read_only() {
+                    "Scroll or drag the background to pan · Ctrl+scroll zooms · Tab to a node to see its settings · Esc clears."
+                } else {
+                    "Scroll or drag the background to pan · Ctrl+scroll zooms · Tab to a node to select it · Delete removes · Ctrl+D duplicates · arrows move · Ctrl+Z / Ctrl+Shift+Z undo and redo · Ctrl+A selects all · Esc clears."
+                }
+            }}
         </p>
     }
     .into_any()

@@ -17,6 +17,14 @@ pub struct Template {
     pub workflow: Workflow,
 }
 
+// The layouts run left to right in columns 40 to 50 px apart, 80 to 150
+// where a labelled output's edge ("yes", "timed out") or end marker
+// ("received ▢ end") needs the gap, and
+// in rows about 120 apart, which leaves room for a node's live counters
+// above it. Along the main path a node sits level with the output that
+// leads to it, so those edges are straight and their labels clear.
+// The designer opens them at a readable zoom and scrolls to the rest; the
+// canvas's tests check the room.
 fn node(id: &str, x: f64, y: f64, kind: NodeKind) -> Node {
     Node { id: id.into(), x, y, kind }
 }
@@ -58,35 +66,35 @@ pub fn abandoned_cart() -> Workflow {
             node(
                 "trigger",
                 40.0,
-                220.0,
+                150.0,
                 NodeKind::Trigger { sources: vec![], event: "cart_updated".into(), filter: None },
             ),
             node(
                 "wait_checkout",
-                300.0,
-                220.0,
+                310.0,
+                150.0,
                 NodeKind::WaitForEvent {
                     events: vec!["checkout_started".into(), "order_completed".into()],
                     correlate_field: Some("cart.id".into()),
                     timeout: minutes(30),
                 },
             ),
-            node("big_cart", 560.0, 220.0, NodeKind::Condition { rules: above("cart.value", 500) }),
+            node("big_cart", 680.0, 166.0, NodeKind::Condition { rules: above("cart.value", 500) }),
             node(
                 "alert_service",
-                820.0,
-                80.0,
+                980.0,
+                30.0,
                 NodeKind::Alert {
                     severity: Severity::Warning,
                     message: "Cart {{event.cart.id}} worth {{event.cart.value}} abandoned by {{customer.email}}".into(),
                     audience: "Customer service".into(),
                 },
             ),
-            node("worth_offer", 1080.0, 220.0, NodeKind::Condition { rules: above("cart.value", 50) }),
+            node("worth_offer", 1250.0, 182.0, NodeKind::Condition { rules: above("cart.value", 50) }),
             node(
                 "offer",
-                1340.0,
-                120.0,
+                1550.0,
+                166.0,
                 NodeKind::Offer {
                     discount: DiscountKind::Percent,
                     value: 10.0,
@@ -96,14 +104,14 @@ pub fn abandoned_cart() -> Workflow {
             ),
             node(
                 "converted",
-                1600.0,
-                120.0,
+                1820.0,
+                166.0,
                 NodeKind::Goal { event: "order_completed".into(), match_offer_code: true, within: hours(24) },
             ),
             node(
                 "reminder",
-                1340.0,
-                340.0,
+                1550.0,
+                310.0,
                 NodeKind::Webhook {
                     method: "POST".into(),
                     url: "https://crm.example.com/cart-reminders".into(),
@@ -136,7 +144,7 @@ pub fn high_value_transaction() -> Workflow {
             node(
                 "trigger",
                 40.0,
-                200.0,
+                40.0,
                 NodeKind::Trigger {
                     sources: vec![],
                     event: "transaction_completed".into(),
@@ -146,7 +154,7 @@ pub fn high_value_transaction() -> Workflow {
             node(
                 "alert_advisor",
                 300.0,
-                200.0,
+                40.0,
                 NodeKind::Alert {
                     severity: Severity::Info,
                     message: "{{customer.id}} moved {{event.amount}} {{event.currency}}: call them within a day".into(),
@@ -156,7 +164,7 @@ pub fn high_value_transaction() -> Workflow {
             node(
                 "offer",
                 560.0,
-                200.0,
+                40.0,
                 NodeKind::Offer {
                     discount: DiscountKind::Percent,
                     value: 25.0,
@@ -167,7 +175,7 @@ pub fn high_value_transaction() -> Workflow {
             node(
                 "accepted",
                 820.0,
-                200.0,
+                40.0,
                 NodeKind::Goal { event: "offer_accepted".into(), match_offer_code: true, within: days(14) },
             ),
         ],
@@ -187,7 +195,7 @@ pub fn low_inventory() -> Workflow {
             node(
                 "trigger",
                 40.0,
-                200.0,
+                40.0,
                 NodeKind::Trigger {
                     sources: vec![],
                     event: "inventory_updated".into(),
@@ -205,7 +213,7 @@ pub fn low_inventory() -> Workflow {
             node(
                 "alert_buyer",
                 300.0,
-                200.0,
+                40.0,
                 NodeKind::Alert {
                     severity: Severity::Critical,
                     message: "Only {{event.stock}} left of {{event.sku}} at {{event.store}}".into(),
@@ -215,7 +223,7 @@ pub fn low_inventory() -> Workflow {
             node(
                 "reorder",
                 560.0,
-                200.0,
+                40.0,
                 NodeKind::Webhook {
                     method: "POST".into(),
                     url: "https://erp.example.com/reorders".into(),
