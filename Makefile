@@ -12,6 +12,8 @@ TEST_POSTGRES_URL ?=
 
 # wasm-opt (binaryen, from npm) and the cargo tools are looked up on PATH.
 export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+# Where cargo puts binaries: CI keeps its build cache outside the clone.
+BIN_DIR := $(or $(CARGO_TARGET_DIR),target)
 # The same value cargo-leptos sets, so plain cargo commands share its build cache.
 export LEPTOS_OUTPUT_NAME := nudge
 export TEST_POSTGRES_URL
@@ -84,7 +86,7 @@ build-release:
 	@ls -l target/site/pkg/nudge.wasm | awk '{ printf "wasm size: %d bytes\n", $$5 }'
 
 e2e: build-release
-	cd end2end && CI=$${CI:-} npx playwright test
+	cd end2end && CI=$${CI:-} NUDGE_BIN=$(abspath $(BIN_DIR))/release/nudge npx playwright test
 
 ## The whole benchmark suite (docs/benchmarks.md), each run on a fresh release server
 ## and SQLite folder with 20 published workflows: single events at 16 and 64
@@ -100,7 +102,7 @@ BENCH_QUICK ?=
 bench: tool-rust
 	@start=$$(date +%s); echo "cargo build --release -p server --bins"; cargo build --release -p server --bins; \
 	ulimit -n $$(ulimit -Hn) 2>/dev/null || true; status=0; \
-	target/release/nudge-load suite --server-bin target/release/nudge --out $(BENCH_OUT) \
+	$(BIN_DIR)/release/nudge-load suite --server-bin $(BIN_DIR)/release/nudge --out $(BENCH_OUT) \
 	  $(if $(BENCH_QUICK),--quick,--repeat $(BENCH_REPEAT) --seconds $(BENCH_SECONDS) --soak-seconds $(BENCH_SOAK_SECONDS)) \
 	  || status=$$?; \
 	echo "make bench: $$(( $$(date +%s) - start )) s, the release build included"; exit $$status
@@ -115,12 +117,12 @@ bench-ingest:
 	cargo build --release -p server --bins
 	@dir=$$(mktemp -d /tmp/nudge-bench.XXXXXX); \
 	export NUDGE_DATA_DIR=$$dir NUDGE_ADDR=$(BENCH_ADDR) NUDGE_INGEST_RATE_LIMIT=0 NUDGE_LOG=warn; \
-	key=$$(target/release/nudge api-key create --name bench --role editor 2>/dev/null); \
-	target/release/nudge & pid=$$!; trap "kill $$pid 2>/dev/null; rm -rf $$dir" EXIT; \
+	key=$$($(BIN_DIR)/release/nudge api-key create --name bench --role editor 2>/dev/null); \
+	$(BIN_DIR)/release/nudge & pid=$$!; trap "kill $$pid 2>/dev/null; rm -rf $$dir" EXIT; \
 	for i in $$(seq 50); do curl -sf http://$(BENCH_ADDR)/healthz >/dev/null && break; sleep 0.1; done; \
 	echo "nudge-load against $(BENCH_ADDR), SQLite in $$dir, $(BENCH_SECONDS) s per run, $$(nproc) cores"; \
 	for run in "16 1" "64 1" "16 100"; do set -- $$run; \
-	  target/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --concurrency $$1 --batch $$2 --seconds $(BENCH_SECONDS); \
+	  $(BIN_DIR)/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --concurrency $$1 --batch $$2 --seconds $(BENCH_SECONDS); \
 	done; \
 	du -sh $$dir | awk '{ print "database on disk: " $$1 }'
 
@@ -131,12 +133,12 @@ bench-executor:
 	cargo build --release -p server --bins
 	@dir=$$(mktemp -d /tmp/nudge-bench.XXXXXX); \
 	export NUDGE_DATA_DIR=$$dir NUDGE_ADDR=$(BENCH_ADDR) NUDGE_INGEST_RATE_LIMIT=0 NUDGE_LOG=warn; \
-	key=$$(target/release/nudge api-key create --name bench --role editor 2>/dev/null); \
-	target/release/nudge & pid=$$!; trap "kill $$pid 2>/dev/null; rm -rf $$dir" EXIT; \
+	key=$$($(BIN_DIR)/release/nudge api-key create --name bench --role editor 2>/dev/null); \
+	$(BIN_DIR)/release/nudge & pid=$$!; trap "kill $$pid 2>/dev/null; rm -rf $$dir" EXIT; \
 	for i in $$(seq 50); do curl -sf http://$(BENCH_ADDR)/healthz >/dev/null && break; sleep 0.1; done; \
 	echo "nudge-load against $(BENCH_ADDR) with 3 published workflows, SQLite in $$dir, $(BENCH_SECONDS) s per run, $$(nproc) cores"; \
 	workflows=3; for run in "16 1" "64 1" "16 100"; do set -- $$run; \
-	  target/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --concurrency $$1 --batch $$2 --seconds $(BENCH_SECONDS) --workflows $$workflows; \
+	  $(BIN_DIR)/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --concurrency $$1 --batch $$2 --seconds $(BENCH_SECONDS) --workflows $$workflows; \
 	  workflows=0; \
 	done
 
@@ -146,12 +148,12 @@ bench-sse:
 	cargo build --release -p server --bins
 	@ulimit -n $$(ulimit -Hn); dir=$$(mktemp -d /tmp/nudge-bench.XXXXXX); \
 	export NUDGE_DATA_DIR=$$dir NUDGE_ADDR=$(BENCH_ADDR) NUDGE_INGEST_RATE_LIMIT=0 NUDGE_LOG=warn; \
-	key=$$(target/release/nudge api-key create --name bench --role editor 2>/dev/null); \
-	target/release/nudge & pid=$$!; trap "kill $$pid 2>/dev/null; rm -rf $$dir" EXIT; \
+	key=$$($(BIN_DIR)/release/nudge api-key create --name bench --role editor 2>/dev/null); \
+	$(BIN_DIR)/release/nudge & pid=$$!; trap "kill $$pid 2>/dev/null; rm -rf $$dir" EXIT; \
 	for i in $$(seq 50); do curl -sf http://$(BENCH_ADDR)/healthz >/dev/null && break; sleep 0.1; done; \
 	echo "nudge-load SSE against $(BENCH_ADDR), $$(nproc) cores"; \
-	target/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --sse-clients 1000 --rate 20 --seconds $(BENCH_SECONDS) --server-pid $$pid; \
-	target/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --sse-clients 10000 --rate 1 --seconds 5 --server-pid $$pid
+	$(BIN_DIR)/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --sse-clients 1000 --rate 20 --seconds $(BENCH_SECONDS) --server-pid $$pid; \
+	$(BIN_DIR)/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --sse-clients 10000 --rate 1 --seconds 5 --server-pid $$pid
 
 ## Dashboard reads over a database seeded with about a million events
 ## (batches of 100 for BENCH_SEED_SECONDS), then the summary and series timed.
@@ -160,10 +162,10 @@ bench-dashboard:
 	cargo build --release -p server --bins
 	@dir=$$(mktemp -d /tmp/nudge-bench.XXXXXX); \
 	export NUDGE_DATA_DIR=$$dir NUDGE_ADDR=$(BENCH_ADDR) NUDGE_INGEST_RATE_LIMIT=0 NUDGE_LOG=warn; \
-	key=$$(target/release/nudge api-key create --name bench --role editor 2>/dev/null); \
-	target/release/nudge & pid=$$!; trap "kill $$pid 2>/dev/null; rm -rf $$dir" EXIT; \
+	key=$$($(BIN_DIR)/release/nudge api-key create --name bench --role editor 2>/dev/null); \
+	$(BIN_DIR)/release/nudge & pid=$$!; trap "kill $$pid 2>/dev/null; rm -rf $$dir" EXIT; \
 	for i in $$(seq 50); do curl -sf http://$(BENCH_ADDR)/healthz >/dev/null && break; sleep 0.1; done; \
-	target/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --concurrency 16 --batch 100 --seconds $(BENCH_SEED_SECONDS) --workflows 3; \
+	$(BIN_DIR)/release/nudge-load --addr $(BENCH_ADDR) --api-key $$key --concurrency 16 --batch 100 --seconds $(BENCH_SEED_SECONDS) --workflows 3; \
 	events=$$(sqlite3 $$dir/nudge.db 'select count(*) from event' 2>/dev/null || echo '?'); \
 	echo "seeded: $$events events; database $$(du -sh $$dir | cut -f1)"; \
 	for path in "/api/v1/metrics/summary?range=24h" "/api/v1/metrics/summary?range=30d" \
