@@ -295,6 +295,11 @@ async fn a_dead_letter_is_replayed_once_its_mapping_is_fixed() {
         let letters = api(&app, Method::GET, "/api/v1/dead-letters", &editor, None).await.json;
         let id = letters["items"][0]["dead_letter_id"].as_str().unwrap().to_string();
         assert!(letters["items"][0]["reason"].as_str().unwrap().contains("$.customer.id"));
+        // The source's only event so far is this dead letter: its last event is
+        // the letter's arrival, not "never" and not 1970.
+        let source = api(&app, Method::GET, "/api/v1/sources/shop", &editor, None).await.json;
+        assert_eq!(source["rejected_count"], 1);
+        assert_eq!(source["last_event_at"], letters["items"][0]["received_at"], "{source}");
 
         // Still broken: a clear 422, nothing stored.
         let r = api(&app, Method::POST, &format!("/api/v1/dead-letters/{id}/replay"), &editor, None).await;
