@@ -76,3 +76,44 @@ test("a source receives signed events, shows them, and replays a dead letter onc
   await page.goto("/events?customer=cust-43");
   await expect(page.getByTestId("events")).toContainText("order_completed");
 });
+
+test("the new-source form checks its fields in the browser and says what is wrong beside each one", async ({ page }) => {
+  await loginAsAdmin(page);
+  await page.goto("/sources");
+  await hydrated(page);
+  const form = page.locator("form.source-form");
+  const input = (name: string) => form.locator(`input[name="${name}"]`);
+  const note = (name: string) => form.locator(`[data-field="${name}"]`);
+  const create = page.getByRole("button", { name: "Create source" });
+
+  // Empty required fields: a message beside each, nothing sent.
+  await input("event_name").fill("");
+  await create.click();
+  await expect(note("name")).toHaveText("Required.");
+  await expect(note("slug")).toHaveText("Required.");
+  await expect(note("event_name")).toHaveText("Required.");
+  await input("name").fill("Check shop");
+  await expect(note("name")).toHaveCount(0);
+
+  // The slug's pattern runs in the browser (it compiles under the v flag).
+  await input("slug").fill("Bad Slug!");
+  await input("event_name").fill("$.type");
+  expect(await input("slug").evaluate((el: HTMLInputElement) => el.validity.patternMismatch)).toBe(true);
+  await create.click();
+  await expect(note("slug")).toContainText("Lower-case letters, digits");
+  await expect(page.getByTestId("source-secret")).toHaveCount(0);
+
+  // A path the server refuses is named, beside its field.
+  await input("slug").fill("check-shop");
+  await expect(note("slug")).toHaveCount(0);
+  await input("customer_id").fill("$..[[");
+  await create.click();
+  await expect(note("customer_id")).toHaveText("Customer id: '$..[[' has an empty segment.");
+  await expect(page.getByTestId("source-secret")).toHaveCount(0);
+
+  // Fixed, it is created.
+  await input("customer_id").fill("$.customer.id");
+  await create.click();
+  await expect(page.getByTestId("source-secret")).toBeVisible();
+  await expect(page.getByTestId("sources")).toContainText("/hooks/check-shop");
+});
