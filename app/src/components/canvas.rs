@@ -2,9 +2,10 @@
 //! curve, what a node says about its configuration, and its icon. Pure
 //! functions; the designer page wires them to pointer events.
 
+use crate::workflow::describe::span_words;
 use crate::workflow::rules::{Operand, RuleGroup, RuleItem};
 use crate::workflow::validate::END;
-use crate::workflow::{Edge, Node, NodeKind, ProfileChange, Span, Unit, Workflow};
+use crate::workflow::{Edge, Node, NodeKind, ProfileChange, Workflow};
 use leptos::prelude::*;
 
 pub const NODE_W: f64 = 220.0;
@@ -224,18 +225,6 @@ pub fn bounds(w: &Workflow) -> Option<(f64, f64, f64, f64)> {
     Some((x0, y0, x1, y1))
 }
 
-pub fn span_text(s: &Span) -> String {
-    let unit = match (s.unit, s.amount) {
-        (Unit::Minutes, 1) => "minute",
-        (Unit::Minutes, _) => "minutes",
-        (Unit::Hours, 1) => "hour",
-        (Unit::Hours, _) => "hours",
-        (Unit::Days, 1) => "day",
-        (Unit::Days, _) => "days",
-    };
-    format!("{} {unit}", s.amount)
-}
-
 fn operand_text(o: &Operand) -> String {
     match o {
         Operand::Event { path } => path.clone(),
@@ -301,7 +290,7 @@ pub fn summary(kind: &NodeKind) -> String {
             s
         }
         NodeKind::Condition { rules } => rules_text(rules),
-        NodeKind::Delay { span: Some(s), .. } => span_text(s),
+        NodeKind::Delay { span: Some(s), .. } => span_words(s),
         NodeKind::Delay { until_time_of_day: Some(t), .. } => format!("until {t} UTC"),
         NodeKind::Delay { .. } => "set a duration".into(),
         NodeKind::WaitForEvent { events, timeout, .. } => {
@@ -309,7 +298,7 @@ pub fn summary(kind: &NodeKind) -> String {
             if names.is_empty() {
                 "set the event".into()
             } else {
-                format!("{} · {}", names.join(" or "), span_text(timeout))
+                format!("{} · {}", names.join(" or "), span_words(timeout))
             }
         }
         NodeKind::Split { branches } => {
@@ -322,7 +311,7 @@ pub fn summary(kind: &NodeKind) -> String {
                 crate::workflow::DiscountKind::FreeShipping => "free shipping".into(),
             };
             // The code itself is made per run; "CART-…" read as if the face were cut off.
-            format!("{amount} for {} · codes start with {}-", span_text(valid_for), code_prefix.to_ascii_uppercase())
+            format!("{amount} for {} · codes start with {}-", span_words(valid_for), code_prefix.to_ascii_uppercase())
         }
         NodeKind::Alert { severity, audience, .. } => format!("{severity:?} → {audience}"),
         NodeKind::Webhook { method, url, .. } => {
@@ -344,7 +333,7 @@ pub fn summary(kind: &NodeKind) -> String {
             "{}{} · {}",
             or_missing(event, "event"),
             if *match_offer_code { " with the code" } else { "" },
-            span_text(within)
+            span_words(within)
         ),
     }
 }
