@@ -5,6 +5,8 @@
 #![recursion_limit = "256"]
 
 pub mod components;
+#[cfg(feature = "ssr")]
+pub mod engine;
 pub mod error;
 pub mod ingest;
 pub mod model;

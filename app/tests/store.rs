@@ -176,6 +176,7 @@ fn new_event(
         occurred_at: at,
         received_at: at,
         payload: "{}".into(),
+        parsed: serde_json::json!({}),
         profile: profile.as_object().cloned().unwrap_or_default(),
         replay_of: None,
     })
@@ -208,7 +209,7 @@ async fn one_group_merges_a_customers_events_and_drops_repeats() {
             new_event(sid, "a", "c-1", 3_000, serde_json::json!({})),
             new_event(sid, "c", "c-2", 5_000, serde_json::json!({})),
         ];
-        let out = store::events::commit(&db, &group).await.unwrap();
+        let out = store::group::store_only(&db, 0, &group).await.unwrap();
         assert!(matches!(out[0], Written::Accepted { .. }) && matches!(out[1], Written::Accepted { .. }), "{backend}");
         let Written::Accepted { event_id: first } = &out[0] else { unreachable!() };
         assert_eq!(out[2], Written::Duplicate { event_id: first.clone() }, "{backend}: a repeat in the same group");
@@ -219,8 +220,9 @@ async fn one_group_merges_a_customers_events_and_drops_repeats() {
         assert_eq!(c1.attributes["tier"], "gold", "{backend}");
 
         // A later group: the known id is a duplicate, the customer accumulates.
-        let out = store::events::commit(
+        let out = store::group::store_only(
             &db,
+            0,
             &[
                 new_event(sid, "b", "c-1", 9_000, serde_json::json!({})),
                 new_event(sid, "d", "c-1", 9_000, serde_json::json!({ "tier": "silver" })),
@@ -239,8 +241,10 @@ async fn one_group_merges_a_customers_events_and_drops_repeats() {
         // Nested values are replaced, not merged, on every backend.
         let address =
             |v: serde_json::Value| new_event(sid, &store::new_id(), "c-3", 1, serde_json::json!({ "address": v }));
-        store::events::commit(&db, &[address(serde_json::json!({ "city": "Lyon", "zip": "69001" }))]).await.unwrap();
-        store::events::commit(&db, &[address(serde_json::json!({ "city": "Nice" }))]).await.unwrap();
+        store::group::store_only(&db, 0, &[address(serde_json::json!({ "city": "Lyon", "zip": "69001" }))])
+            .await
+            .unwrap();
+        store::group::store_only(&db, 0, &[address(serde_json::json!({ "city": "Nice" }))]).await.unwrap();
         let c3 = store::events::customer(&db, "c-3").await.unwrap().unwrap().to_customer();
         assert_eq!(c3.attributes["address"], serde_json::json!({ "city": "Nice" }), "{backend}");
     }

@@ -6,7 +6,7 @@
 
 pub mod cli;
 pub mod config;
-pub mod executor;
+pub mod delivery;
 pub mod http;
 
 use app::service::Ctx;

@@ -108,18 +108,15 @@ async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
         }
     });
 
-    // The executor runs published workflows against queued events and due
-    // timers (catching up on whatever was queued or due while stopped);
-    // delivery sends their webhooks.
-    let clock: std::sync::Arc<dyn server::executor::Clock> = std::sync::Arc::new(server::executor::SystemClock);
-    let executor =
-        server::executor::Executor::new(ctx.clone(), clock.clone()).with_metrics(state.metrics.clone()).spawn();
-    let delivery_config = server::executor::delivery::DeliveryConfig {
+    // The engine (started with the context) evaluates every event in the
+    // transaction that stores it and fires timers; delivery sends webhooks.
+    let clock: std::sync::Arc<dyn app::engine::clock::Clock> = std::sync::Arc::new(app::engine::clock::SystemClock);
+    let delivery_config = server::delivery::DeliveryConfig {
         max_attempts: config.webhook_max_attempts.max(1),
         timeout: Duration::from_secs(config.webhook_timeout_secs.max(1)),
         ..Default::default()
     };
-    let delivery = server::executor::delivery::Delivery::new(ctx.clone(), clock, delivery_config)?.spawn();
+    let delivery = server::delivery::Delivery::new(ctx.clone(), clock, delivery_config)?.spawn();
 
     let app = server::router(state);
     let listener =
@@ -141,7 +138,7 @@ async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     // pools close: one mid-batch is cancelled at its next await and rolls
     // back (what it did is replayed at the next start; action keys make that
     // a no-op), instead of running into a closed pool.
-    for task in [cleanup, prune, executor, delivery] {
+    for task in [cleanup, prune, delivery] {
         task.abort();
         let _ = task.await;
     }

@@ -93,14 +93,14 @@ pub async fn replay(ctx: &Ctx, actor: &Actor, dead_letter_id: &str, now: i64) ->
         .ok_or_else(|| AppError::NotFound("The source of this dead letter was deleted.".into()))?;
     let mapping = ingest::compiled_mapping(&source)?;
     let payload = letter.to_dead_letter().payload;
-    let (write, (_, reason)) = ingest::prepare(&source.source_id, &mapping, &payload, now, Some(letter.dead_letter_id));
+    let (write, (_, reason)) = ingest::prepare(&source.source_id, &mapping, payload, now, Some(letter.dead_letter_id));
     if let Some(reason) = reason {
         return Err(AppError::Invalid {
             field: None,
             detail: format!("It still does not map: {reason}. Fix the source's mapping first."),
         });
     }
-    match ctx.ingestor.submit(vec![write]).await?.pop() {
+    match ctx.engine.submit(vec![write]).await?.pop() {
         Some(Written::Accepted { event_id }) => get(ctx, actor, &event_id).await,
         Some(Written::Duplicate { event_id }) => {
             Err(AppError::Conflict(format!("An event with the same sender id was already accepted ({event_id}).")))

@@ -1,8 +1,7 @@
-//! The webhook gateway: verify, map and persist events, acknowledging only
-//! what is committed. Many requests share one transaction (group commit), so
-//! durability does not cost one fsync per event.
+//! The webhook gateway: verify and map events, then hand them to the engine,
+//! acknowledging only what it committed (see `engine`: many requests share
+//! one transaction, evaluated in it).
 
-use super::live::Live;
 use super::signature;
 use super::Ctx;
 use crate::error::{AppError, AppResult};
@@ -16,7 +15,6 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
 
 /// Limits of the webhook endpoint.
 #[derive(Debug, Clone)]
@@ -31,151 +29,6 @@ impl Default for IngestLimits {
     fn default() -> Self {
         IngestLimits { max_body_bytes: 1024 * 1024, max_batch_events: 500, events_per_second: 100_000 }
     }
-}
-
-/// Most writes one transaction takes; more wait for the next.
-const MAX_GROUP: usize = 4096;
-
-struct Job {
-    writes: Vec<Write>,
-    reply: oneshot::Sender<Result<Vec<Written>, ()>>,
-}
-
-/// Handle to the single writer task that commits groups of jobs.
-#[derive(Clone, Debug)]
-pub struct Ingestor {
-    jobs: mpsc::Sender<Job>,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Job({} writes)", self.writes.len())
-    }
-}
-
-impl Ingestor {
-    /// Starts the writer on the current tokio runtime.
-    pub fn start(db: Db, live: Live, signals: Arc<super::Signals>) -> Ingestor {
-        // Bounded: when the database falls behind, senders wait (back-pressure).
-        let (tx, rx) = mpsc::channel::<Job>(2048);
-        tokio::spawn(writer(db, rx, live, signals));
-        Ingestor { jobs: tx }
-    }
-
-    /// Commits `writes` (with whatever else is waiting) and returns their outcomes.
-    pub async fn submit(&self, writes: Vec<Write>) -> AppResult<Vec<Written>> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job { writes, reply }).await.map_err(|_| {
-            tracing::error!("The ingest writer has stopped.");
-            AppError::Internal
-        })?;
-        answer.await.map_err(|_| AppError::Internal)?.map_err(|()| AppError::Internal)
-    }
-}
-
-async fn writer(db: Db, mut jobs: mpsc::Receiver<Job>, live: Live, signals: Arc<super::Signals>) {
-    while let Some(first) = jobs.recv().await {
-        let mut group = vec![first];
-        let mut size = group[0].writes.len();
-        while size < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(job) => {
-                    size += job.writes.len();
-                    group.push(job);
-                }
-                Err(_) => break,
-            }
-        }
-        let lens: Vec<usize> = group.iter().map(|j| j.writes.len()).collect();
-        let writes: Vec<Write> = group.iter_mut().flat_map(|j| std::mem::take(&mut j.writes)).collect();
-        let started = Instant::now();
-        let turn = signals.write_turn(&db).await;
-        let committed = store::events::commit(&db, &writes).await;
-        drop(turn);
-        match committed {
-            Ok(written) => {
-                tracing::debug!(
-                    writes = writes.len(),
-                    jobs = group.len(),
-                    elapsed_us = started.elapsed().as_micros() as u64,
-                    "Group committed."
-                );
-                signals.work.notify_one();
-                if live.wanted() {
-                    announce(&live, &writes, &written);
-                }
-                // Hand each job its slice of the outcomes, in order.
-                let mut outcomes = written.into_iter();
-                for (job, n) in group.into_iter().zip(lens) {
-                    let _ = job.reply.send(Ok(outcomes.by_ref().take(n).collect()));
-                }
-            }
-            Err(err) if group.len() > 1 => {
-                // One bad job must not fail its neighbours: commit each alone.
-                tracing::warn!(error = %err, jobs = group.len(), "Group commit failed; retrying its jobs one by one.");
-                let mut rest = writes.into_iter();
-                for (job, n) in group.into_iter().zip(lens) {
-                    let own: Vec<Write> = rest.by_ref().take(n).collect();
-                    let turn = signals.write_turn(&db).await;
-                    let result = store::events::commit(&db, &own).await;
-                    drop(turn);
-                    match result {
-                        Ok(written) => {
-                            signals.work.notify_one();
-                            if live.wanted() {
-                                announce(&live, &own, &written);
-                            }
-                            let _ = job.reply.send(Ok(written));
-                        }
-                        Err(err) => {
-                            tracing::error!(error = %err, writes = own.len(), "Commit failed; nothing in it was acknowledged.");
-                            let _ = job.reply.send(Err(()));
-                        }
-                    }
-                }
-            }
-            Err(err) => {
-                tracing::error!(error = %err, writes = writes.len(), "Commit failed; nothing in it was acknowledged.");
-                for job in group {
-                    let _ = job.reply.send(Err(()));
-                }
-            }
-        }
-    }
-}
-
-/// Tells live subscribers about the events this group accepted: whole objects,
-/// so pages update without a refetch.
-fn announce(live: &Live, writes: &[Write], written: &[Written]) {
-    use crate::store::rollups::metric;
-    let mut accepted = 0;
-    let mut names: HashMap<&str, i64> = HashMap::new();
-    let mut sources: HashMap<&str, i64> = HashMap::new();
-    for (w, outcome) in writes.iter().zip(written) {
-        if let (Write::Event(e), Written::Accepted { .. }) = (w, outcome) {
-            accepted += 1;
-            *names.entry(e.name.as_str()).or_default() += 1;
-            *sources.entry(e.source_id.as_str()).or_default() += 1;
-            live.publish(
-                "events",
-                crate::model::Event {
-                    event_id: e.event_id.clone(),
-                    source_id: e.source_id.clone(),
-                    external_id: e.external_id.clone(),
-                    name: e.name.clone(),
-                    customer_id: e.customer_id.clone(),
-                    occurred_at: e.occurred_at,
-                    received_at: e.received_at,
-                    payload: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
-                },
-            );
-        }
-    }
-    let counts = std::iter::once((metric::EVENTS, "", "", accepted))
-        .filter(|c| c.3 > 0)
-        .chain(names.into_iter().map(|(k, n)| (metric::EVENT_NAME, "", k, n)))
-        .chain(sources.into_iter().map(|(k, n)| (metric::EVENT_SOURCE, "", k, n)));
-    live.count(counts);
 }
 
 /// How long a cached source is used before it is read again. Changes made
@@ -361,12 +214,12 @@ pub async fn receive(ctx: &Ctx, hook: Hook<'_>, now: i64) -> AppResult<HookOutco
     let mapping = &cached.mapping;
     let mut writes = Vec::with_capacity(items.len());
     let mut sender_ids = Vec::with_capacity(items.len());
-    for item in &items {
+    for item in items {
         let (write, sender_id) = prepare(&source.source_id, mapping, item, now, None);
         writes.push(write);
         sender_ids.push(sender_id);
     }
-    let written = ctx.ingestor.submit(writes).await?;
+    let written = ctx.engine.submit(writes).await?;
     let results: Vec<ItemResult> = written
         .into_iter()
         .zip(sender_ids)
@@ -437,13 +290,13 @@ pub(crate) fn compiled_mapping(source: &store::sources::SourceRow) -> AppResult<
 pub(crate) fn prepare(
     source_id: &str,
     mapping: &CompiledMapping,
-    item: &serde_json::Value,
+    item: serde_json::Value,
     now: i64,
     replay_of: Option<String>,
 ) -> (Write, (Option<String>, Option<String>)) {
     // Postgres cannot store NUL characters in text or JSONB; refuse them the same
     // way on every backend rather than fail the whole group commit.
-    let mapped = mapping.apply(item).and_then(|m| {
+    let mapped = mapping.apply(&item).and_then(|m| {
         let profile_has_nul = m.profile.values().any(|v| v.to_string().contains("\\u0000"));
         if [&m.event_name, &m.customer_id, &m.event_id].iter().any(|s| s.contains('\0')) || profile_has_nul {
             Err(crate::ingest::mapping::MappingError { path: "$".into(), reason: "contains a NUL character".into() })
@@ -463,6 +316,7 @@ pub(crate) fn prepare(
                 occurred_at: m.occurred_at.unwrap_or(now),
                 received_at: now,
                 payload: item.to_string(),
+                parsed: item,
                 profile: m.profile,
                 replay_of,
             });

@@ -5,7 +5,6 @@ pub mod api_keys;
 pub mod auth;
 pub mod events;
 pub mod ingest;
-pub mod live;
 pub mod metrics;
 pub mod runs;
 pub mod signature;
@@ -24,37 +23,52 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct Ctx {
     pub db: Db,
-    /// The hot path's own connection (see `Db::dedicated`): the ingest writer
-    /// and the executor read and write through it.
+    /// The hot path's own connection (see `Db::dedicated`): the engine reads
+    /// and writes through it.
     pub work: Db,
     pub throttle: Arc<throttle::LoginThrottle>,
-    pub ingestor: ingest::Ingestor,
-    pub live: live::Live,
+    pub engine: crate::engine::Engine,
+    pub live: crate::engine::live::Live,
     pub rate: Arc<ingest::RateLimiter>,
     /// Sources as the webhook endpoint needs them, mapping compiled.
     pub sources: Arc<ingest::SourceCache>,
     pub ingest_limits: Arc<ingest::IngestLimits>,
     pub signals: Arc<Signals>,
+    /// The installation's clock: the engine's acceptance times, and the
+    /// "now" of the dashboards' ranges.
+    pub clock: Arc<dyn crate::engine::clock::Clock>,
     /// Cache of "at least one user exists"; once true it stays true (the last
     /// admin cannot be deleted), so the check costs a query only before set-up.
     setup_done: Arc<AtomicBool>,
 }
 
 impl Ctx {
-    /// Builds the context and starts the ingest writer; call inside a tokio runtime.
+    /// Builds the context and starts the engine; call inside a tokio runtime.
     pub fn new(db: Db) -> Self {
         Ctx::with_limits(db, ingest::IngestLimits::default())
     }
 
     pub fn with_limits(db: Db, limits: ingest::IngestLimits) -> Self {
-        let live = live::Live::default();
+        Ctx::with_clock(db, limits, Arc::new(crate::engine::clock::SystemClock))
+    }
+
+    /// The context with the engine on `clock` (tests move a hand-set one).
+    pub fn with_clock(db: Db, limits: ingest::IngestLimits, clock: Arc<dyn crate::engine::clock::Clock>) -> Self {
+        let live = crate::engine::live::Live::default();
         live.start_ticker();
         let signals = Arc::new(Signals::default());
         let work = db.dedicated();
+        let parts = crate::engine::EngineParts {
+            db: work.clone(),
+            live: live.clone(),
+            signals: signals.clone(),
+            clock: clock.clone(),
+        };
         Ctx {
-            ingestor: ingest::Ingestor::start(work.clone(), live.clone(), signals.clone()),
+            engine: crate::engine::Engine::start(parts),
             work,
             signals,
+            clock,
             live,
             db,
             throttle: Arc::new(throttle::LoginThrottle::default()),
@@ -63,6 +77,11 @@ impl Ctx {
             ingest_limits: Arc::new(limits),
             setup_done: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Unix milliseconds on the installation's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
     }
 
     /// True until the first admin exists.
@@ -78,38 +97,7 @@ impl Ctx {
     }
 }
 
-/// Wake-ups between the parts of one process: the executor sleeps until
-/// events are committed or workflows change (or its timer is due).
-#[derive(Debug, Default)]
-pub struct Signals {
-    /// Events were committed with work items for the executor.
-    pub work: tokio::sync::Notify,
-    /// Webhook actions were committed for delivery.
-    pub deliveries: tokio::sync::Notify,
-    /// Bumped when a workflow is published, paused, resumed or archived.
-    pub workflows: std::sync::atomic::AtomicU64,
-    /// The hot writers (ingest's group commit, the executor's batch commit)
-    /// take turns here on SQLite: a writer that finds SQLite's lock taken
-    /// sleeps in steps of up to 100 ms, while a waiter here wakes the moment
-    /// the other commit is done.
-    write_turn: tokio::sync::Mutex<()>,
-}
-
-impl Signals {
-    /// Waits for this process's turn to write to `db` (a no-op on Postgres,
-    /// whose writers do not lock the whole database).
-    pub async fn write_turn(&self, db: &crate::store::Db) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match db {
-            crate::store::Db::Sqlite(_) => Some(self.write_turn.lock().await),
-            crate::store::Db::Postgres(_) => None,
-        }
-    }
-
-    pub fn workflows_changed(&self) {
-        self.workflows.fetch_add(1, Ordering::Relaxed);
-        self.work.notify_one();
-    }
-}
+pub use crate::engine::Signals;
 
 /// The authenticated caller of an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,6 @@
 use super::{paginate, Actor, Ctx};
 use crate::error::{AppError, AppResult};
 use crate::model::{Alert, Offer, Page, Role, Run, RunAction, RunDetail};
-use crate::pages::settings::format_ms;
 use crate::store::runs::{ActionsFilter, RunQuery};
 use crate::store::{self, page_limit};
 use crate::workflow::status::{ActionStatus, WEBHOOK_KIND};
@@ -212,30 +211,13 @@ pub async fn get_offer(ctx: &Ctx, actor: &Actor, code: &str) -> AppResult<Offer>
 }
 
 /// Redeems a code once; an expired or used code is refused with the reason.
+/// The engine decides and converts the run waiting for the code in the same
+/// commit.
 pub async fn redeem_offer(ctx: &Ctx, actor: &Actor, code: &str, now: i64) -> AppResult<Offer> {
     actor.require(Role::Editor)?;
-    let row =
-        store::offers::offer(&ctx.db, code).await?.ok_or_else(|| AppError::NotFound(format!("No offer '{code}'.")))?;
-    if !store::offers::redeem(&ctx.db, &row, &actor.me().name, now).await? {
-        let latest = store::offers::offer(&ctx.db, &row.code).await?.unwrap_or(row);
-        return Err(match latest.redeemed_at {
-            Some(at) => AppError::Conflict(format!(
-                "{} was already redeemed on {} by {}.",
-                latest.code,
-                format_ms(at),
-                latest.redeemed_by.unwrap_or_default()
-            )),
-            None => AppError::Conflict(format!("{} expired on {}.", latest.code, format_ms(latest.expires_at))),
-        });
-    }
-    // The executor converts the run waiting for this code.
-    ctx.signals.work.notify_one();
-    let redeemed = store::rollups::metric::OFFERS_REDEEMED;
-    ctx.live.count([(redeemed, "", "", 1), (redeemed, row.workflow_id.as_str(), "", 1)]);
-    tracing::info!(code = %row.code, customer = %row.customer_id, "Offer redeemed.");
-    let redeemed = store::offers::offer(&ctx.db, &row.code).await?.ok_or(AppError::Internal)?.to_offer(now);
-    ctx.live.publish("offers", &redeemed);
-    Ok(redeemed)
+    ctx.engine.redeem(code, &actor.me().name).await?;
+    let redeemed = store::offers::offer(&ctx.db, code).await?.ok_or(AppError::Internal)?;
+    Ok(redeemed.to_offer(now.max(redeemed.redeemed_at.unwrap_or(now))))
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]

@@ -1,5 +1,5 @@
-//! Events, their dedupe keys and work items, customers and dead letters as
-//! written by ingestion: one transaction per group of requests.
+//! Events, their dedupe keys, customers and dead letters as written by the
+//! engine's group commit, and the reads of them.
 
 use super::Db;
 use crate::model::{Customer, DeadLetter, Event, EventFilter};
@@ -14,7 +14,10 @@ pub struct NewEvent {
     pub customer_id: String,
     pub occurred_at: i64,
     pub received_at: i64,
+    /// The payload as stored (JSON text) and as parsed once, for evaluation
+    /// and the live feed.
     pub payload: String,
+    pub parsed: serde_json::Value,
     /// Profile attributes to merge into the customer.
     pub profile: serde_json::Map<String, serde_json::Value>,
     /// The dead letter this event replays, marked replayed in the same transaction.
@@ -95,10 +98,12 @@ struct CustomerDelta {
     count: i64,
 }
 
-/// Writes a group of events and dead letters in one transaction; nothing is
-/// acknowledged before this returns Ok. Rows go in multi-row statements, so a
-/// group of a thousand events is a handful of round trips, not thousands.
-pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
+/// Writes a group of events and dead letters inside the group's transaction
+/// (see `store::group`); nothing is acknowledged before that commits. Rows go
+/// in multi-row statements, so a group of a thousand events is a handful of
+/// round trips, not thousands. The dedupe keys decide, in the transaction,
+/// which events are new.
+pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
     let postgres = matches!(db, Db::Postgres(_));
     let (merge_attributes, least, greatest) = if postgres {
         ("(customer.attributes::jsonb || excluded.attributes::jsonb)::text", "least", "greatest")
@@ -149,8 +154,7 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
         }
     }
 
-    with_pool!(db, p => {
-        let mut tx = p.begin().await?;
+    crate::with_tx!(tx, tx => {
         let mut out: Vec<Option<Written>> = vec![None; writes.len()];
         let mut counts: HashMap<&str, Counts> = HashMap::new();
 
@@ -186,7 +190,7 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
             }
         }
 
-        // 2. The new events and their executor work items.
+        // 2. The new events (the engine evaluates them in this same transaction).
         for chunk in fresh.chunks(CHUNK) {
             let sql = format!(
                 "insert into event (event_id, source_id, external_id, name, customer_id, occurred_at, received_at, payload) values {}",
@@ -196,12 +200,6 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
             for (_, e) in chunk {
                 q = q.bind(&e.event_id).bind(&e.source_id).bind(&e.external_id).bind(&e.name)
                     .bind(&e.customer_id).bind(e.occurred_at).bind(e.received_at).bind(&e.payload);
-            }
-            q.execute(&mut *tx).await?;
-            let sql = format!("insert into work_item (event_id, created_at) values {}", values(db, chunk.len(), 2));
-            let mut q = sqlx::query(&sql);
-            for (_, e) in chunk {
-                q = q.bind(&e.event_id).bind(e.received_at);
             }
             q.execute(&mut *tx).await?;
         }
@@ -294,7 +292,6 @@ pub async fn commit(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Written>> {
             tally.add(metric::EVENT_SOURCE, "", &e.source_id, e.received_at, 1);
         }
         crate::write_tally!(tx, tally);
-        tx.commit().await?;
         Ok(out.into_iter().map(|o| o.unwrap_or(Written::Duplicate { event_id: String::new() })).collect())
     })
 }

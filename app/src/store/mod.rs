@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod events;
+pub mod group;
 pub mod offers;
 pub mod rollups;
 pub mod runs;

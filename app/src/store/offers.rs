@@ -20,7 +20,7 @@ pub struct OfferRow {
     pub created_at: i64,
 }
 
-const OFFER_COLUMNS: &str =
+pub(crate) const OFFER_COLUMNS: &str =
     "code, action_key, workflow_id, run_id, customer_id, discount, value, expires_at, redeemed_at, redeemed_by, created_at";
 
 impl OfferRow {
@@ -106,55 +106,6 @@ pub async fn recent_of_customers(db: &Db, customer_ids: &[String], since: i64) -
             q = q.bind(id);
         }
         q.bind(since).fetch_all(p).await
-    })
-}
-
-/// Marks an offer redeemed if it is neither redeemed nor expired (`false`
-/// otherwise) and, in the same transaction, records an `offer_redeemed`
-/// event from Nudge for the executor: a run waiting at a goal for this code
-/// converts, as it would on an order carrying it.
-pub async fn redeem(db: &Db, offer: &OfferRow, by: &str, now: i64) -> sqlx::Result<bool> {
-    use crate::workflow::eval::{NUDGE_SOURCE, OFFER_REDEEMED};
-    let payload = serde_json::json!({ "code": offer.code, "redeemed_by": by, "workflow_id": offer.workflow_id });
-    let event_id = super::new_id();
-    with_pool!(db, p => {
-        let mut tx = p.begin().await?;
-        let done = sqlx::query(
-            "update offer set redeemed_at = $1, redeemed_by = $2 \
-             where code = $3 and redeemed_at is null and expires_at > $1",
-        )
-        .bind(now)
-        .bind(by)
-        .bind(&offer.code)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if done != 1 {
-            return Ok(false);
-        }
-        sqlx::query(
-            "insert into event (event_id, source_id, external_id, name, customer_id, occurred_at, received_at, payload) \
-             values ($1, $2, $3, $4, $5, $6, $6, $7)",
-        )
-        .bind(&event_id)
-        .bind(NUDGE_SOURCE)
-        .bind(format!("redeem:{}", offer.code))
-        .bind(OFFER_REDEEMED)
-        .bind(&offer.customer_id)
-        .bind(now)
-        .bind(payload.to_string())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("insert into work_item (event_id, created_at) values ($1, $2)")
-            .bind(&event_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let mut tally = super::rollups::Tally::default();
-        tally.add_both(super::rollups::metric::OFFERS_REDEEMED, &offer.workflow_id, "", super::now_ms());
-        crate::write_tally!(tx, tally);
-        tx.commit().await?;
-        Ok(true)
     })
 }
 

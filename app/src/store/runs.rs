@@ -291,9 +291,10 @@ pub struct Batch {
     /// (workflow, customer, time) of runs started.
     pub entries: Vec<(String, String, i64)>,
     pub actions: Vec<ActionWrite>,
-    /// Events done with (their work items are removed).
+    /// Events of an older version's queue (`work_item`) done with, removed
+    /// from it: only the catch-up at start-up has any.
     pub events_done: Vec<String>,
-    /// Offer codes redeemed by an event carrying them: (code, event id).
+    /// Offer codes the core found redeemable: (code, redeemed by).
     pub redemptions: Vec<(String, String)>,
     /// Runs that can no longer advance, failed with the reason: (run, why).
     pub broken: Vec<(String, String)>,
@@ -309,24 +310,20 @@ pub struct Committed {
     pub performed: Vec<String>,
     /// Webhook actions now waiting for delivery.
     pub webhooks: usize,
-    /// Offer codes redeemed now.
-    pub redeemed: Vec<String>,
+    /// Offers redeemed now, as they now stand.
+    pub redeemed: Vec<crate::model::Offer>,
     /// The commit's time (unix ms), written as the rows' `updated_at`.
     pub at: i64,
     /// Everything counted, as written to the rollups.
     pub tally: super::rollups::Tally,
 }
 
-/// Commits a batch in one transaction: run states, steps, entries, actions
-/// and their effects (offers, alerts, profile changes), and the events'
-/// removal from the queue. An action whose key exists is skipped with its
-/// effect, so replaying a step after a crash performs nothing twice.
-pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
+/// Writes what the engine evaluated inside the group's transaction: run
+/// states, steps, entries, actions and their effects (offers, alerts, profile
+/// changes), redemptions. An action whose key exists is skipped with its
+/// effect, so nothing is performed twice, whatever is replayed.
+pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i64) -> sqlx::Result<Committed> {
     use super::events::values;
-    let now = now_ms();
-    // On Postgres the ingest writer may merge into the same profile meanwhile:
-    // lock the rows, so neither change is lost. (SQLite writers take turns.)
-    let read_lock = if matches!(db, Db::Postgres(_)) { " for update" } else { "" };
     let mut out = Committed { at: now, ..Committed::default() };
     let mut tally = batch.tally.clone();
     // A multi-row upsert may touch each key once: the latest entry per
@@ -340,8 +337,7 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
     entries.sort_unstable();
     // Statements carry many rows each (a round trip per statement is what a
     // batch costs, not its rows), in chunks under both drivers' bind limits.
-    with_pool!(db, p => {
-        let mut tx = p.begin().await?;
+    crate::with_tx!(tx, tx => {
         // Runs: new ones inserted, the others' state updated, in one statement.
         for chunk in batch.runs.chunks(ROWS_PER_STATEMENT / 12) {
             let sql = format!(
@@ -453,7 +449,7 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
             let mut current: HashMap<String, serde_json::Value> = HashMap::new();
             for chunk in ids.chunks(ROWS_PER_STATEMENT) {
                 let sql = format!(
-                    "select customer_id, attributes from customer where customer_id in ({}){read_lock}",
+                    "select customer_id, attributes from customer where customer_id in ({})",
                     super::params(db, 1, chunk.len())
                 );
                 let mut q = sqlx::query_as::<_, (String, String)>(&sql);
@@ -532,19 +528,19 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
             }
             q.execute(&mut *tx).await?;
         }
-        for (code, event_id) in &batch.redemptions {
-            let redeemed: Option<String> = sqlx::query_scalar(
-                "update offer set redeemed_at = $1, redeemed_by = $2 \
-                 where code = $3 and redeemed_at is null and expires_at > $1 returning workflow_id",
-            )
-            .bind(now)
-            .bind(format!("event {event_id}"))
-            .bind(code)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(workflow_id) = redeemed {
-                tally.add_both(metric::OFFERS_REDEEMED, &workflow_id, "", now);
-                out.redeemed.push(code.clone());
+        for (code, by) in &batch.redemptions {
+            // The core decided; the guard only keeps a code from being
+            // redeemed twice in one group.
+            let sql = format!(
+                "update offer set redeemed_at = $1, redeemed_by = $2 where code = $3 and redeemed_at is null \
+                 returning {}",
+                super::offers::OFFER_COLUMNS
+            );
+            let redeemed: Option<super::offers::OfferRow> =
+                sqlx::query_as(&sql).bind(now).bind(by).bind(code).fetch_optional(&mut *tx).await?;
+            if let Some(offer) = redeemed {
+                tally.add_both(metric::OFFERS_REDEEMED, &offer.workflow_id, "", now);
+                out.redeemed.push(offer.to_offer(now));
             }
         }
         for (run_id, why) in &batch.broken {
@@ -566,7 +562,6 @@ pub async fn commit(db: &Db, batch: &Batch) -> sqlx::Result<Committed> {
             q.execute(&mut *tx).await?;
         }
         crate::write_tally!(tx, tally);
-        tx.commit().await?;
         out.tally = tally;
         Ok(out)
     })

@@ -27,9 +27,24 @@ pub struct EventData {
     pub source: String,
     /// The customer's external id.
     pub customer: String,
-    /// When it happened (unix ms).
+    /// When it happened (unix ms), as the sender says.
     pub at: i64,
+    /// When Nudge accepted it (unix ms): what waits and goals judge by. (0 in
+    /// states written before it was kept: `accepted` falls back to `at`.)
+    #[serde(default)]
+    pub accepted_at: i64,
     pub payload: Value,
+}
+
+impl EventData {
+    /// When Nudge accepted the event (the sender's time for old states).
+    pub fn accepted(&self) -> i64 {
+        if self.accepted_at > 0 {
+            self.accepted_at
+        } else {
+            self.at
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +119,9 @@ pub enum Input<'a> {
 pub struct Context {
     pub profile: Value,
     pub aggregates: Vec<(Operand, Value)>,
+    /// Event time, never processing time: for an event, when it was accepted
+    /// (its group was made durable); for a timer, when the engine looks (the
+    /// timer then acts at its own due time, however late that look is).
     pub now: i64,
     pub seed: u64,
 }
@@ -300,15 +318,22 @@ pub fn advance(workflow: &Workflow, state: &RunState, input: Input<'_>, ctx: &Co
     };
     match input {
         Input::Timer => {
-            if state.wake_at.is_some_and(|due| ctx.now >= due) {
+            if let Some(due) = state.wake_at.filter(|due| ctx.now >= *due) {
+                // A timer looked at late acts at its due time: an offer's expiry,
+                // the next wait's deadline are what they would have been on time.
+                run.now = due;
                 run.walk(&node.id, Entry::TimerFired);
             }
         }
         Input::Event(event) => {
-            // A deadline that passed before this event was processed wins: fire
-            // the timer first, then offer the event to wherever the run waits now.
-            if state.wake_at.is_some_and(|due| ctx.now >= due) {
+            // A deadline that passed before this event was accepted wins: fire
+            // the timer (at its due time) first, then offer the event to
+            // wherever the run waits now. One accepted before the deadline
+            // wins over the timeout, however late either is looked at.
+            if let Some(due) = state.wake_at.filter(|due| ctx.now >= *due) {
+                run.now = due;
                 run.walk(&node.id, Entry::TimerFired);
+                run.now = ctx.now;
             }
             let waiting_at = match (&run.state.status, &run.state.at) {
                 (RunStatus::Waiting, Some(at)) => workflow.node(at),
@@ -361,6 +386,8 @@ struct Runner<'w> {
     workflow: &'w Workflow,
     state: RunState,
     ctx: &'w Context,
+    /// The step's time: `ctx.now`, or a timer's due time while it fires.
+    now: i64,
     profile: Value,
     actions: Vec<Action>,
     trace: Vec<Trace>,
@@ -368,7 +395,15 @@ struct Runner<'w> {
 
 impl<'w> Runner<'w> {
     fn new(workflow: &'w Workflow, state: RunState, ctx: &'w Context) -> Self {
-        Runner { workflow, state, ctx, profile: ctx.profile.clone(), actions: Vec::new(), trace: Vec::new() }
+        Runner {
+            workflow,
+            state,
+            ctx,
+            now: ctx.now,
+            profile: ctx.profile.clone(),
+            actions: Vec::new(),
+            trace: Vec::new(),
+        }
     }
 
     fn finish(self) -> Step {
@@ -432,7 +467,7 @@ impl<'w> Runner<'w> {
     /// Performs one node; returns the output port to follow, or `None` when the run waits or ended.
     fn visit(&mut self, node: &Node, entry: Entry<'_>) -> Option<String> {
         let id = node.id.as_str();
-        let now = self.ctx.now;
+        let now = self.now;
         let port = match (&node.kind, entry) {
             (NodeKind::Trigger { event, .. }, _) => {
                 self.record(id, "next", Some(format!("{event} from {}", self.state.trigger.source)));
@@ -617,7 +652,7 @@ impl<'w> Runner<'w> {
     /// the deadline (kept while the workflow was paused) still counts.
     fn take_from_inbox_before_deadline(&mut self, node: &Node) -> Option<EventData> {
         let due = self.state.wake_at.unwrap_or(i64::MAX);
-        let index = self.state.inbox.iter().position(|e| e.at <= due && self.matches_waiting(node, e))?;
+        let index = self.state.inbox.iter().position(|e| e.accepted() < due && self.matches_waiting(node, e))?;
         Some(self.state.inbox.remove(index))
     }
 
@@ -634,22 +669,14 @@ impl<'w> Runner<'w> {
 
     fn carries_offer_code(&self, event: &EventData) -> bool {
         // An expired code converts nothing (the redemption is refused too).
-        self.state.offer.as_ref().is_some_and(|o| o.expires_at > self.ctx.now && carries_code(&event.payload, &o.code))
+        self.state
+            .offer
+            .as_ref()
+            .is_some_and(|o| o.expires_at > self.now && super::offer::carries_code(&event.payload, &o.code))
     }
 
     fn render(&self, template: &str, mode: Mode) -> String {
         render(template, &self.state, &self.profile, mode)
-    }
-}
-
-/// Whether an event's payload carries `code` anywhere (any field, any depth,
-/// any letter case): a shop may put coupons wherever its order format does.
-pub fn carries_code(payload: &Value, code: &str) -> bool {
-    match payload {
-        Value::String(s) => s.trim().eq_ignore_ascii_case(code),
-        Value::Array(items) => items.iter().any(|i| carries_code(i, code)),
-        Value::Object(map) => map.values().any(|i| carries_code(i, code)),
-        _ => false,
     }
 }
 
@@ -860,6 +887,7 @@ mod tests {
             source: "shop".into(),
             customer: customer.into(),
             at: T0,
+            accepted_at: T0,
             payload,
         }
     }
@@ -1035,7 +1063,7 @@ mod tests {
         let w = templates::abandoned_cart();
         let started = start(&w, "wf", "run1", cart("c1", 640.0), &ctx(T0));
         let mut checkout = event("e2", "checkout_started", "ana", json!({ "cart": { "id": "c1" } }));
-        checkout.at = T0 + 10 * MIN;
+        checkout.accepted_at = T0 + 10 * MIN;
         let held = hold(&w, &started.state, &checkout, &ctx(T0 + 10 * MIN));
         assert_eq!(held.state.status, RunStatus::Waiting);
         assert!(held.actions.is_empty() && held.trace.is_empty());
@@ -1045,9 +1073,11 @@ mod tests {
         assert_eq!(resumed.state.status, RunStatus::Completed);
         assert!(resumed.actions.is_empty());
         assert_eq!(resumed.trace[0].outcome, "received");
-        // A checkout that happened after the deadline does not count.
+        // A checkout accepted after the deadline does not count, whatever
+        // time its sender wrote on it.
         let mut late = checkout.clone();
-        late.at = T0 + 45 * MIN;
+        late.accepted_at = T0 + 45 * MIN;
+        late.at = T0 + MIN;
         let held = hold(&w, &started.state, &late, &ctx(T0 + 45 * MIN));
         let resumed = advance(&w, &held.state, Input::Timer, &ctx(T0 + 2 * 60 * MIN));
         assert_eq!(resumed.trace[0].outcome, "timed_out");
@@ -1129,6 +1159,31 @@ mod tests {
         assert_eq!(waiting.state.at.as_deref(), Some("wait_checkout"));
         assert_eq!(waiting.state.wake_at, Some(T0 + 40 * MIN));
         assert_eq!(waiting.state.inbox.len(), 0);
+    }
+
+    #[test]
+    fn a_checkout_accepted_before_the_deadline_wins_and_a_late_timer_acts_at_its_due_time() {
+        let w = templates::abandoned_cart();
+        let started = start(&w, "wf", "r", cart("c1", 80.0), &ctx(T0));
+        let deadline = T0 + 30 * MIN;
+        // Accepted 1 ms before the deadline: the checkout wins over the timeout.
+        let mut checkout = event("e2", "checkout_started", "ana", json!({ "cart": { "id": "c1" } }));
+        checkout.accepted_at = deadline - 1;
+        let won = advance(&w, &started.state, Input::Event(&checkout), &ctx(deadline - 1));
+        assert_eq!(won.state.status, RunStatus::Completed);
+        assert!(won.actions.is_empty(), "{:?}", won.actions);
+        // Accepted at the deadline: the timeout was first.
+        let lost = advance(&w, &started.state, Input::Event(&checkout), &ctx(deadline));
+        assert_eq!(lost.trace[0].outcome, "timed_out");
+
+        // A timer looked at 15 minutes late acts at its due time.
+        let late = advance(&w, &started.state, Input::Timer, &ctx(deadline + 15 * MIN));
+        let Some(Action::IssueOffer { expires_at, .. }) = late.actions.first() else { panic!("{:?}", late.actions) };
+        assert_eq!(*expires_at, deadline + 24 * 60 * MIN, "the code is valid 24 hours from the deadline");
+        assert_eq!(late.state.wake_at, Some(deadline + 24 * 60 * MIN), "so is the goal's window");
+        // Not yet due: nothing happens.
+        let early = advance(&w, &started.state, Input::Timer, &ctx(deadline - 1));
+        assert_eq!(early.state, started.state);
     }
 
     #[test]

@@ -108,7 +108,7 @@ fn operand_value<F: Facts>(operand: &Operand, facts: &F) -> Option<Value> {
     }
 }
 
-fn as_number(v: &Value) -> Option<f64> {
+pub(crate) fn as_number(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),

@@ -40,7 +40,7 @@ pub async fn summary(
 ) -> ApiResult<Json<MetricsSummary>> {
     let Query(p) = params?;
     let range = p.range.as_deref().unwrap_or("24h");
-    let now = app::store::now_ms();
+    let now = state.ctx.now();
     Ok(Json(metrics::summary(&state.ctx, &actor, range, p.workflow.as_deref(), now).await?))
 }
 
@@ -67,7 +67,7 @@ pub async fn timeseries(
 ) -> ApiResult<Json<TimeSeries>> {
     let Query(p) = params?;
     let range = p.range.as_deref().unwrap_or("24h");
-    let now = app::store::now_ms();
+    let now = state.ctx.now();
     Ok(Json(metrics::timeseries(&state.ctx, &actor, &p.metric, range, p.step, p.workflow.as_deref(), now).await?))
 }
 
@@ -93,6 +93,6 @@ pub async fn funnel(
 ) -> ApiResult<Json<Funnel>> {
     let Query(p) = params?;
     let range = p.range.as_deref().unwrap_or("24h");
-    let now = app::store::now_ms();
+    let now = state.ctx.now();
     Ok(Json(metrics::funnel(&state.ctx, &actor, &workflow_id, p.version, range, now).await?))
 }

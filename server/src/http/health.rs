@@ -35,7 +35,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     match app::store::runs::gauges(&state.ctx.db, app::store::now_ms()).await {
-        Ok(gauges) => text.push_str(&state.metrics.render_executor(&gauges)),
+        Ok(gauges) => text.push_str(&state.metrics.render_executor(&state.ctx.engine.counters.snapshot(), &gauges)),
         Err(err) => tracing::warn!(error = %err, "Reading executor gauges failed."),
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)

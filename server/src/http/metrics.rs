@@ -10,34 +10,15 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+use app::engine::counters::{Figures, Histogram, BUCKETS};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
-    executor: Mutex<ExecutorCounters>,
-}
-
-#[derive(Debug, Default, Clone)]
-struct ExecutorCounters {
-    events: u64,
-    runs_started: u64,
-    /// Actions performed, by kind.
-    actions: BTreeMap<String, u64>,
-    /// From an event's arrival to the commit of what it caused.
-    to_commit: Histogram,
 }
 
 pub use app::store::runs::Gauges as ExecutorGauges;
-
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
 
 impl Metrics {
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
@@ -46,40 +27,13 @@ impl Metrics {
             *requests.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
         }
         let mut latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let h = latency.entry(route.to_string()).or_default();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                h.counts[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += seconds;
+        latency.entry(route.to_string()).or_default().observe(seconds);
     }
 
-    /// Records an executor batch: events handled, runs started, actions by
-    /// kind, and each event's seconds from arrival to commit.
-    pub fn observe_batch(&self, events: u64, runs_started: u64, actions: &[&str], to_commit: &[f64]) {
-        let mut e = self.executor.lock().unwrap_or_else(|p| p.into_inner());
-        e.events += events;
-        e.runs_started += runs_started;
-        for kind in actions {
-            *e.actions.entry((*kind).to_string()).or_default() += 1;
-        }
-        for seconds in to_commit {
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                if seconds <= bound {
-                    e.to_commit.counts[i] += 1;
-                }
-            }
-            e.to_commit.count += 1;
-            e.to_commit.sum += seconds;
-        }
-    }
-
-    /// The executor's counters and the database's gauges, in the exposition format.
-    pub fn render_executor(&self, gauges: &ExecutorGauges) -> String {
+    /// The engine's counters and the database's gauges, in the exposition
+    /// format. (The names keep `executor`, which dashboards already use.)
+    pub fn render_executor(&self, e: &Figures, gauges: &ExecutorGauges) -> String {
         let mut out = String::new();
-        let e = self.executor.lock().unwrap_or_else(|p| p.into_inner()).clone();
         out.push_str("# HELP nudge_executor_events_total Events the executor has handled.\n");
         out.push_str("# TYPE nudge_executor_events_total counter\n");
         let _ = writeln!(out, "nudge_executor_events_total {}", e.events);
@@ -91,7 +45,7 @@ impl Metrics {
         for (kind, n) in &e.actions {
             let _ = writeln!(out, "nudge_executor_actions_total{{kind=\"{}\"}} {n}", escape(kind));
         }
-        out.push_str("# HELP nudge_executor_event_to_commit_seconds From an event's arrival to the commit of its runs and actions.\n");
+        out.push_str("# HELP nudge_executor_event_to_commit_seconds From a group's acceptance to its commit: events, runs and actions together.\n");
         out.push_str("# TYPE nudge_executor_event_to_commit_seconds histogram\n");
         for (bound, n) in BUCKETS.iter().zip(e.to_commit.counts.iter()) {
             let _ = writeln!(out, "nudge_executor_event_to_commit_seconds_bucket{{le=\"{bound}\"}} {n}");
@@ -99,6 +53,15 @@ impl Metrics {
         let _ = writeln!(out, "nudge_executor_event_to_commit_seconds_bucket{{le=\"+Inf\"}} {}", e.to_commit.count);
         let _ = writeln!(out, "nudge_executor_event_to_commit_seconds_sum {}", e.to_commit.sum);
         let _ = writeln!(out, "nudge_executor_event_to_commit_seconds_count {}", e.to_commit.count);
+        out.push_str("# HELP nudge_engine_timers_fired_total Due timers the engine looked at.\n");
+        out.push_str("# TYPE nudge_engine_timers_fired_total counter\n");
+        let _ = writeln!(out, "nudge_engine_timers_fired_total {}", e.timers);
+        out.push_str("# HELP nudge_engine_groups_total Groups the engine committed (each one transaction).\n");
+        out.push_str("# TYPE nudge_engine_groups_total counter\n");
+        let _ = writeln!(out, "nudge_engine_groups_total {}", e.groups);
+        out.push_str("# HELP nudge_engine_quarantined_events_total Events stored without evaluation, because evaluating them could not be committed.\n");
+        out.push_str("# TYPE nudge_engine_quarantined_events_total counter\n");
+        let _ = writeln!(out, "nudge_engine_quarantined_events_total {}", e.quarantined);
         out.push_str("# HELP nudge_executor_backlog_events Events stored but not yet run.\n");
         out.push_str("# TYPE nudge_executor_backlog_events gauge\n");
         let _ = writeln!(out, "nudge_executor_backlog_events {}", gauges.backlog);

@@ -4,7 +4,7 @@
 use super::api::ApiActor;
 use super::error::{ApiError, ErrorBody};
 use crate::AppState;
-use app::service::live::{LiveMessage, Resume};
+use app::engine::live::{LiveMessage, Resume};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -64,7 +64,7 @@ pub async fn stream(
     let after = resumed.after;
     let feed = live.clone();
     // The subscription travels inside the stream: when the client goes, it drops.
-    let app::service::live::Subscription { rx, guard } = resumed.sub;
+    let app::engine::live::Subscription { rx, guard } = resumed.sub;
     let stream = BroadcastStream::new(rx).filter_map(move |msg| {
         let _held = &guard;
         match msg {
@@ -112,6 +112,6 @@ fn joined(topics: &HashSet<&'static str>) -> String {
     list.join(",")
 }
 
-fn message(live: &app::service::live::Live, m: &LiveMessage) -> Event {
+fn message(live: &app::engine::live::Live, m: &LiveMessage) -> Event {
     Event::default().event(m.topic).id(live.id_of(m)).data(m.data.to_string())
 }

@@ -5,8 +5,8 @@
 //! maximum, then marks the action failed with the reason. Slow receivers
 //! never hold up runs: delivery is its own task, with bounded concurrency.
 
-use super::Clock;
 use anyhow::Context as _;
+use app::engine::clock::Clock;
 use app::service::Ctx;
 use app::store::runs::{self, PendingAction};
 use app::workflow::eval::Action;

@@ -1,0 +1,702 @@
+//! Evaluation of one group: the timers due at the group's acceptance time
+//! first, then the group's new events in acceptance order, each through the
+//! pure core, into one `Batch` of writes. What the core looks at is read
+//! before the group's transaction (`Evaluator::load`); what it decides is
+//! written inside it (`store::group`), so evaluation itself does no I/O.
+
+use crate::store::events::NewEvent;
+use crate::store::offers::OfferRow;
+use crate::store::rollups::metric;
+use crate::store::runs::{self, ActionWrite, Batch, Effect, RunRow, RunWrite, StepWrite};
+use crate::store::{self, Db};
+use crate::workflow::aggregate;
+use crate::workflow::eval::{self, Action, Context, EventData, Input, RunState, Step};
+use crate::workflow::offer::CodeState;
+use crate::workflow::rules::Operand;
+use crate::workflow::status::WEBHOOK_KIND;
+use crate::workflow::Workflow;
+use anyhow::Context as _;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How far back a customer's offers are looked at for codes an event carries:
+/// older codes expired long ago (offers are valid for days, not months).
+const OFFER_LOOKBACK_MS: i64 = 90 * 24 * 3_600_000;
+/// Customers looked up per query (bind parameters stay well under both drivers' limits).
+const LOOKUP_CHUNK: usize = 500;
+/// Due timers one group fires at most; the rest fire in the next.
+pub const TIMERS_PER_GROUP: i64 = 512;
+
+/// A customer as evaluation sees it: the profile, parsed.
+#[derive(Debug)]
+struct Known {
+    profile: Value,
+    last_seen_at: i64,
+}
+
+/// The group's customers' events that count and sum conditions look at:
+/// (customer, event name) → (event id, payload), for events since
+/// `covers[name]` (a UUID v7 floor), the group's own added as they are
+/// evaluated, so each event sees the ones accepted before it and itself.
+#[derive(Debug, Default)]
+struct Windows {
+    covers: HashMap<String, String>,
+    events: HashMap<(String, String), Vec<Counted>>,
+}
+
+/// An event a window counts: its id (time-ordered) and payload.
+type Counted = (String, Arc<Value>);
+
+impl Windows {
+    /// The payloads of `customer`'s events named `event` since `since`.
+    fn get(&self, customer: &str, event: &str, since: &str) -> Vec<&Value> {
+        let key = (customer.to_string(), event.to_string());
+        self.events
+            .get(&key)
+            .map(|list| list.iter().filter(|(id, _)| id.as_str() >= since).map(|(_, p)| p.as_ref()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Adds an event of this group, if some window counts its name.
+    fn add(&mut self, event: &EventData) {
+        if self.covers.contains_key(&event.name) {
+            let key = (event.customer.clone(), event.name.clone());
+            self.events.entry(key).or_default().push((event.id.clone(), Arc::new(event.payload.clone())));
+        }
+    }
+}
+
+/// A published version, parsed once.
+#[derive(Debug, Clone)]
+struct Version {
+    workflow_id: String,
+    version: i64,
+    workflow: Arc<Workflow>,
+    active: bool,
+}
+
+/// A run being worked on in this group.
+#[derive(Debug, Clone)]
+struct Working {
+    state: RunState,
+    version: i64,
+    customer: String,
+    trigger_event_id: String,
+    started_at: i64,
+    new: bool,
+    /// Changed in this group (a step, or an event kept in its inbox).
+    dirty: bool,
+}
+
+/// What a group's evaluation reads, loaded before its transaction.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    customers: HashMap<String, Known>,
+    windows: Windows,
+    waiting_of: HashMap<String, Vec<RunRow>>,
+    entered: HashMap<(String, String), i64>,
+    offers_of: HashMap<String, Vec<OfferRow>>,
+    /// Runs whose timer is due at the group's time.
+    due: Vec<RunRow>,
+    /// Events of an older version's queue to run (start-up catch-up only).
+    pub(crate) queued: Vec<EventData>,
+}
+
+impl Loaded {
+    /// Whether there are timers left that this group could not take.
+    pub fn timers_full(&self) -> bool {
+        self.due.len() as i64 >= TIMERS_PER_GROUP
+    }
+
+    pub fn timers(&self) -> usize {
+        self.due.len()
+    }
+}
+
+/// An event of the group as evaluation takes it: the core's view, and when
+/// it was accepted.
+#[derive(Debug, Clone)]
+pub struct GroupEvent {
+    pub data: EventData,
+    pub received_at: i64,
+}
+
+/// What the engine keeps between groups: the published versions, the
+/// versions waiting runs are pinned to, the sources' slugs.
+#[derive(Debug)]
+pub struct Evaluator {
+    published: Vec<Version>,
+    published_at: Option<u64>,
+    pinned: HashMap<(String, i64), Arc<Workflow>>,
+    sources: HashMap<String, String>,
+    /// Step numbers: increasing across the process's life.
+    seq: i64,
+}
+
+impl Default for Evaluator {
+    fn default() -> Self {
+        Evaluator {
+            published: Vec::new(),
+            published_at: None,
+            pinned: HashMap::new(),
+            sources: HashMap::new(),
+            seq: store::now_ms() * 1000,
+        }
+    }
+}
+
+impl Evaluator {
+    /// Reloads the published versions when `changes` moved since the last load.
+    pub async fn refresh(&mut self, db: &Db, changes: u64) -> anyhow::Result<()> {
+        if self.published_at == Some(changes) {
+            return Ok(());
+        }
+        let rows = runs::published_versions(db).await.context("Loading published workflows.")?;
+        let mut published = Vec::with_capacity(rows.len());
+        for row in rows {
+            match serde_json::from_str::<Workflow>(&row.definition) {
+                Ok(w) => published.push(Version {
+                    workflow_id: row.workflow_id,
+                    version: row.version,
+                    workflow: Arc::new(w),
+                    active: row.status == "active",
+                }),
+                Err(err) => {
+                    tracing::error!(workflow = %row.workflow_id, error = %err, "A published version cannot be read.")
+                }
+            }
+        }
+        self.published = published;
+        self.published_at = Some(changes);
+        self.load_sources(db).await
+    }
+
+    async fn load_sources(&mut self, db: &Db) -> anyhow::Result<()> {
+        self.sources = store::sources::list(db, None, 10_000)
+            .await
+            .context("Loading sources.")?
+            .into_iter()
+            .map(|s| (s.source_id, s.slug))
+            .collect();
+        Ok(())
+    }
+
+    /// The core's view of a stored event; `None` when its payload is unreadable.
+    pub fn event_data(&self, e: &NewEvent) -> EventData {
+        EventData {
+            id: e.event_id.clone(),
+            name: e.name.clone(),
+            source: self.slug(&e.source_id),
+            customer: e.customer_id.clone(),
+            at: e.occurred_at,
+            accepted_at: e.received_at,
+            payload: e.parsed.clone(),
+        }
+    }
+
+    fn slug(&self, source_id: &str) -> String {
+        self.sources.get(source_id).cloned().unwrap_or_else(|| source_id.to_string())
+    }
+
+    /// Reads what evaluating events of `customers` and the timers due at
+    /// `now` needs, a few queries for the whole group.
+    pub async fn load(
+        &mut self,
+        db: &Db,
+        events: &[&NewEvent],
+        now: i64,
+        queued: Vec<store::events::EventRow>,
+    ) -> anyhow::Result<Loaded> {
+        // A source created since the last load: its slug is needed for triggers.
+        let unknown = events.iter().map(|e| &e.source_id).chain(queued.iter().map(|e| &e.source_id));
+        if unknown.into_iter().any(|s| s != eval::NUDGE_SOURCE && !self.sources.contains_key(s)) {
+            self.load_sources(db).await?;
+        }
+        let mut loaded = Loaded {
+            due: runs::due_runs(db, now, TIMERS_PER_GROUP).await.context("Reading due timers.")?,
+            ..Loaded::default()
+        };
+        for row in queued {
+            match serde_json::from_str::<Value>(&row.payload) {
+                Ok(payload) => loaded.queued.push(EventData {
+                    id: row.event_id.clone(),
+                    name: row.name.clone(),
+                    source: self.slug(&row.source_id),
+                    customer: row.customer_id.clone(),
+                    at: row.occurred_at,
+                    accepted_at: row.received_at,
+                    payload,
+                }),
+                Err(err) => tracing::warn!(event = %row.event_id, error = %err, "A queued event is not JSON; skipped."),
+            }
+        }
+        let mut ids: Vec<String> = events
+            .iter()
+            .map(|e| e.customer_id.clone())
+            .chain(loaded.queued.iter().map(|e| e.customer.clone()))
+            .chain(loaded.due.iter().map(|r| r.customer_id.clone()))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(loaded);
+        }
+        let active_ids: Vec<String> =
+            self.published.iter().filter(|v| v.active).map(|v| v.workflow_id.clone()).collect();
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            for c in store::events::customers(db, chunk).await? {
+                let profile = serde_json::from_str::<Value>(&c.attributes).unwrap_or_else(|_| serde_json::json!({}));
+                loaded.customers.insert(c.customer_id, Known { profile, last_seen_at: c.last_seen_at });
+            }
+            for o in store::offers::recent_of_customers(db, chunk, now - OFFER_LOOKBACK_MS).await? {
+                loaded.offers_of.entry(o.customer_id.clone()).or_default().push(o);
+            }
+            for r in runs::waiting_runs_of_many(db, chunk).await? {
+                loaded.waiting_of.entry(r.customer_id.clone()).or_default().push(r);
+            }
+            for (workflow_id, customer, at) in runs::last_entered_many(db, &active_ids, chunk).await? {
+                loaded.entered.insert((workflow_id, customer), at);
+            }
+        }
+        // The versions the loaded runs are pinned to, read once per process.
+        let pins: Vec<(String, i64)> = loaded
+            .waiting_of
+            .values()
+            .flatten()
+            .chain(&loaded.due)
+            .map(|r| (r.workflow_id.clone(), r.version))
+            .collect();
+        for (workflow_id, version) in pins {
+            if self.known(&workflow_id, version).is_none() {
+                if let Some(text) = runs::version_definition(db, &workflow_id, version).await? {
+                    match serde_json::from_str::<Workflow>(&text) {
+                        Ok(w) => {
+                            self.pinned.insert((workflow_id, version), Arc::new(w));
+                        }
+                        Err(err) => {
+                            tracing::error!(workflow = %workflow_id, version, error = %err, "A pinned version cannot be read.")
+                        }
+                    }
+                }
+            }
+        }
+        // The longest window each counted event name needs, over every version in play.
+        let mut hours: HashMap<String, u32> = HashMap::new();
+        for w in self.published.iter().map(|v| v.workflow.as_ref()).chain(self.pinned.values().map(Arc::as_ref)) {
+            for operand in w.aggregates() {
+                if let Operand::CountInWindow { event, hours: h } | Operand::SumInWindow { event, hours: h, .. } =
+                    operand
+                {
+                    let longest = hours.entry(event).or_insert(0);
+                    *longest = (*longest).max(h);
+                }
+            }
+        }
+        for (event, h) in hours {
+            let since = store::uuid_v7_floor(aggregate::window_start(now, h));
+            for chunk in ids.chunks(LOOKUP_CHUNK) {
+                for (customer, id, payload) in runs::customers_events_since(db, chunk, &event, &since).await? {
+                    let value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+                    loaded.windows.events.entry((customer, event.clone())).or_default().push((id, Arc::new(value)));
+                }
+            }
+            loaded.windows.covers.insert(event, since);
+        }
+        Ok(loaded)
+    }
+
+    /// A version's definition, if published or pinned (loaded by `load`).
+    pub fn known(&self, workflow_id: &str, version: i64) -> Option<&Workflow> {
+        self.published
+            .iter()
+            .find(|v| v.workflow_id == workflow_id && v.version == version)
+            .map(|v| v.workflow.as_ref())
+            .or_else(|| self.pinned.get(&(workflow_id.to_string(), version)).map(Arc::as_ref))
+    }
+
+    fn known_arc(&self, workflow_id: &str, version: i64) -> Option<Arc<Workflow>> {
+        self.published
+            .iter()
+            .find(|v| v.workflow_id == workflow_id && v.version == version)
+            .map(|v| v.workflow.clone())
+            .or_else(|| self.pinned.get(&(workflow_id.to_string(), version)).cloned())
+    }
+
+    /// Whether runs of this workflow may advance now (not paused or archived).
+    fn advancing(&self, workflow_id: &str) -> bool {
+        self.published.iter().any(|v| v.workflow_id == workflow_id && v.active)
+    }
+
+    /// The evaluation context for one workflow at `now`.
+    fn context(&self, loaded: &Loaded, customer: &str, workflow: &Workflow, now: i64) -> Context {
+        let known = loaded.customers.get(customer);
+        let profile = known.map_or_else(|| serde_json::json!({}), |k| k.profile.clone());
+        let mut aggregates = Vec::new();
+        for operand in workflow.aggregates() {
+            let value = match &operand {
+                Operand::LastSeen => known.map(|k| Value::from(k.last_seen_at)),
+                Operand::CountInWindow { event, hours } => {
+                    let since = store::uuid_v7_floor(aggregate::window_start(now, *hours));
+                    Some(Value::from(loaded.windows.get(customer, event, &since).len()))
+                }
+                Operand::SumInWindow { event, path, hours } => {
+                    let since = store::uuid_v7_floor(aggregate::window_start(now, *hours));
+                    Some(Value::from(aggregate::sum_at(loaded.windows.get(customer, event, &since), path)))
+                }
+                Operand::Event { .. } | Operand::Profile { .. } => None,
+            };
+            if let Some(v) = value {
+                aggregates.push((operand, v));
+            }
+        }
+        Context { profile, aggregates, now, seed: seed() }
+    }
+
+    /// Evaluates the group: due timers at `now`, then `events` in order, each
+    /// at its acceptance time. Pure CPU over what `load` read.
+    pub fn evaluate(&mut self, mut loaded: Loaded, events: &[GroupEvent], now: i64) -> Evaluated {
+        let mut batch = Batch::default();
+        let mut working: HashMap<String, Working> = HashMap::new();
+        let due = std::mem::take(&mut loaded.due);
+        let timers = due.len();
+        for row in due {
+            if !self.advancing(&row.workflow_id) {
+                continue;
+            }
+            let Some(current) = to_working(&row) else {
+                // Unreadable: failing it keeps it from being due forever.
+                batch.broken.push((row.run_id.clone(), "the run's state cannot be read".into()));
+                continue;
+            };
+            let Some(workflow) = self.known_arc(&row.workflow_id, row.version) else {
+                batch.broken.push((row.run_id.clone(), "the workflow version it runs is gone".into()));
+                continue;
+            };
+            let ctx = self.context(&loaded, &row.customer_id, &workflow, now);
+            let step = eval::advance(&workflow, &current.state, Input::Timer, &ctx);
+            if step.state != current.state {
+                self.record(&mut batch, &mut working, current, step, now, None);
+            }
+        }
+        let queued = std::mem::take(&mut loaded.queued);
+        let queued: Vec<GroupEvent> =
+            queued.into_iter().map(|data| GroupEvent { received_at: data.accepted(), data }).collect();
+        for event in queued.iter().chain(events) {
+            if !queued.is_empty() {
+                batch.events_done.push(event.data.id.clone());
+            }
+            self.evaluate_event(&mut batch, &mut working, &mut loaded, event);
+        }
+        let runs_started = working.values().filter(|w| w.new).count() as u64;
+        let mut announced = Vec::new();
+        for (run_id, mut w) in working {
+            // Runs read from the database but left unchanged need no write.
+            if !w.new && !w.dirty {
+                continue;
+            }
+            let waiting_for = match (&w.state.at, w.state.status) {
+                (Some(node), eval::RunStatus::Waiting) => {
+                    Some(crate::workflow::describe::waiting_at(self.known(&w.state.workflow_id, w.version), node))
+                }
+                _ => None,
+            };
+            // The trigger event is stored once, as the event: the state leaves
+            // its payload out, and `to_working` reads it back from the event.
+            w.state.trigger.payload = Value::Null;
+            let state = match serde_json::to_string(&w.state) {
+                Ok(s) => s,
+                Err(err) => {
+                    tracing::error!(run = %run_id, error = %err, "A run state cannot be serialised; the run fails.");
+                    batch.broken.push((run_id.clone(), "its state cannot be serialised".into()));
+                    continue;
+                }
+            };
+            announced.push(waiting_for);
+            batch.runs.push(RunWrite {
+                run_id,
+                workflow_id: w.state.workflow_id.clone(),
+                version: w.version,
+                customer_id: w.customer.clone(),
+                status: w.state.status.as_str().to_string(),
+                at_node: w.state.at.clone(),
+                wake_at: w.state.wake_at,
+                state,
+                trigger_event_id: w.trigger_event_id.clone(),
+                started_at: w.started_at,
+                new: w.new,
+            });
+        }
+        // New runs first: steps and actions refer to them.
+        let mut order: Vec<usize> = (0..batch.runs.len()).collect();
+        order.sort_by_key(|i| !batch.runs[*i].new);
+        let runs = std::mem::take(&mut batch.runs);
+        let mut runs: Vec<Option<RunWrite>> = runs.into_iter().map(Some).collect();
+        let mut waiting_for = Vec::with_capacity(order.len());
+        for i in order {
+            if let Some(r) = runs[i].take() {
+                batch.runs.push(r);
+                waiting_for.push(announced[i].clone());
+            }
+        }
+        Evaluated { batch, waiting_for, timers, runs_started }
+    }
+
+    fn evaluate_event(
+        &mut self,
+        batch: &mut Batch,
+        working: &mut HashMap<String, Working>,
+        loaded: &mut Loaded,
+        event: &GroupEvent,
+    ) {
+        let at = event.received_at;
+        let event = &event.data;
+        loaded.windows.add(event);
+        if let Some(mut offers) = loaded.offers_of.remove(&event.customer) {
+            self.redeem_carried(batch, &mut offers, event, at);
+            loaded.offers_of.insert(event.customer.clone(), offers);
+        }
+        // Waiting runs of this customer, from the database and from this group.
+        for r in loaded.waiting_of.remove(&event.customer).unwrap_or_default() {
+            if !working.contains_key(&r.run_id) {
+                if let Some(w) = to_working(&r) {
+                    working.insert(r.run_id.clone(), w);
+                }
+            }
+        }
+        let mut waiting: Vec<(String, i64, String)> = working
+            .iter()
+            .filter(|(_, w)| w.customer == event.customer && w.state.status == eval::RunStatus::Waiting)
+            .map(|(id, w)| (id.clone(), w.version, w.state.workflow_id.clone()))
+            .collect();
+        waiting.sort();
+        for (run_id, version, workflow_id) in waiting {
+            let Some(workflow) = self.known_arc(&workflow_id, version) else { continue };
+            let Some(current) = working.get(&run_id).cloned() else { continue };
+            let ctx = self.context(loaded, &event.customer, &workflow, at);
+            // A paused workflow's runs keep the event for when it resumes.
+            let step = if self.advancing(&workflow_id) {
+                eval::advance(&workflow, &current.state, Input::Event(event), &ctx)
+            } else {
+                eval::hold(&workflow, &current.state, event, &ctx)
+            };
+            if step.state != current.state {
+                self.record(batch, working, current, step, at, Some(at));
+            }
+        }
+        // Runs this event starts.
+        let active: Vec<Version> = self.published.iter().filter(|v| v.active).cloned().collect();
+        for v in &active {
+            // Most workflows do not listen to most events: skip them before
+            // building a context (a profile copy, aggregates).
+            if !v.workflow.listens_to(event) {
+                continue;
+            }
+            let ctx = self.context(loaded, &event.customer, &v.workflow, at);
+            if !v.workflow.triggered_by(event, &ctx) {
+                continue;
+            }
+            let key = (v.workflow_id.clone(), event.customer.clone());
+            let last = loaded.entered.get(&key).copied();
+            if !eval::may_enter(&v.workflow.settings, last, at) {
+                continue;
+            }
+            loaded.entered.insert(key, at);
+            batch.entries.push((v.workflow_id.clone(), event.customer.clone(), at));
+            let run_id = store::new_id();
+            let step = eval::start(&v.workflow, &v.workflow_id, &run_id, event.clone(), &ctx);
+            let fresh = Working {
+                state: step.state.clone(),
+                version: v.version,
+                customer: event.customer.clone(),
+                trigger_event_id: event.id.clone(),
+                started_at: at,
+                new: true,
+                dirty: true,
+            };
+            self.record(batch, working, fresh, step, at, Some(at));
+        }
+    }
+
+    /// Adds a step's outcome to the batch and the group's view of the run.
+    fn record(
+        &mut self,
+        batch: &mut Batch,
+        working: &mut HashMap<String, Working>,
+        mut run: Working,
+        step: Step,
+        at: i64,
+        caused_at: Option<i64>,
+    ) {
+        let run_id = step.state.run_id.clone();
+        let workflow_id = step.state.workflow_id.clone();
+        // Started by this step (a run started earlier in the group is in `working`).
+        let starting = run.new && !working.contains_key(&run_id);
+        let resumed_at = (!starting).then(|| run.state.at.clone()).flatten();
+        for m in step.funnel(resumed_at.as_deref()) {
+            if m.entered {
+                batch.tally.add(metric::NODE_ENTERED, &workflow_id, &format!("{}:{}", run.version, m.node), at, 1);
+            }
+            if let Some(output) = m.left_by {
+                let key = format!("{}:{}:{output}", run.version, m.node);
+                batch.tally.add(metric::NODE_EXIT, &workflow_id, &key, at, 1);
+            }
+        }
+        if starting {
+            batch.tally.add_both(metric::RUNS_STARTED, &workflow_id, "", at);
+        }
+        let ended = match step.state.status {
+            eval::RunStatus::Waiting => None,
+            eval::RunStatus::Completed => Some(metric::RUNS_COMPLETED),
+            eval::RunStatus::Converted => Some(metric::RUNS_CONVERTED),
+            eval::RunStatus::Failed => Some(metric::RUNS_FAILED),
+        };
+        if let Some(m) = ended.filter(|_| starting || run.state.status == eval::RunStatus::Waiting) {
+            batch.tally.add_both(m, &workflow_id, "", at);
+        }
+        for t in step.trace {
+            self.seq += 1;
+            batch.steps.push(StepWrite {
+                run_id: run_id.clone(),
+                seq: self.seq,
+                node: t.node,
+                outcome: t.outcome,
+                detail: t.detail,
+                at,
+            });
+        }
+        for action in step.actions {
+            let mut write = action_write(&run_id, &step.state.workflow_id, &run.customer, action);
+            write.caused_at = caused_at;
+            batch.actions.push(write);
+        }
+        run.state = step.state;
+        run.dirty = true;
+        working.insert(run_id, run);
+    }
+
+    /// Redeems the customer's offer codes an event carries (an order with its
+    /// coupon), once; a used or expired code is refused, and the refusal is
+    /// written into the offer's run trace with the reason.
+    fn redeem_carried(&mut self, batch: &mut Batch, offers: &mut [OfferRow], event: &EventData, now: i64) {
+        // Nudge's own record of an API redemption was redeemed already.
+        if event.source == eval::NUDGE_SOURCE {
+            return;
+        }
+        for offer in offers.iter_mut().filter(|o| crate::workflow::offer::carries_code(&event.payload, &o.code)) {
+            let state = CodeState {
+                code: &offer.code,
+                expires_at: offer.expires_at,
+                redeemed_at: offer.redeemed_at,
+                redeemed_by: offer.redeemed_by.as_deref(),
+            };
+            let refusal = crate::workflow::offer::redeemable(state, now)
+                .err()
+                .map(|r| format!("{} carried by {} {}: {}", offer.code, event.name, event.id, r.detail(&offer.code)));
+            let node = offer.action_key.split_once(':').map_or("offer", |(_, n)| n).to_string();
+            self.seq += 1;
+            match refusal {
+                Some(why) => {
+                    tracing::info!(code = %offer.code, event = %event.id, reason = %why, "Offer redemption refused.");
+                    batch.steps.push(StepWrite {
+                        run_id: offer.run_id.clone(),
+                        seq: self.seq,
+                        node,
+                        outcome: "redemption_refused".into(),
+                        detail: Some(why),
+                        at: now,
+                    });
+                }
+                None => {
+                    batch.redemptions.push((offer.code.clone(), format!("event {}", event.id)));
+                    batch.steps.push(StepWrite {
+                        run_id: offer.run_id.clone(),
+                        seq: self.seq,
+                        node,
+                        outcome: "redeemed".into(),
+                        detail: Some(format!("{} by {} {}", offer.code, event.name, event.id)),
+                        at: now,
+                    });
+                    offer.redeemed_at = Some(now);
+                    offer.redeemed_by = Some(format!("event {}", event.id));
+                }
+            }
+        }
+    }
+}
+
+/// A group's evaluation: the writes, and what the live feed says of its runs.
+#[derive(Debug, Default)]
+pub struct Evaluated {
+    pub batch: Batch,
+    /// For each of `batch.runs`, in order: what the run waits for, in words.
+    pub waiting_for: Vec<Option<String>>,
+    pub timers: usize,
+    pub runs_started: u64,
+}
+
+fn to_working(row: &RunRow) -> Option<Working> {
+    let mut state: RunState = match serde_json::from_str(&row.state) {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::error!(run = %row.run_id, error = %err, "A run's state cannot be read.");
+            return None;
+        }
+    };
+    // States written before the payload was left out still carry it.
+    if state.trigger.payload.is_null() {
+        match row.trigger_payload.as_deref().map(serde_json::from_str::<Value>) {
+            Some(Ok(payload)) => state.trigger.payload = payload,
+            Some(Err(err)) => {
+                tracing::error!(run = %row.run_id, error = %err, "A run's trigger event cannot be read.");
+                return None;
+            }
+            None => tracing::warn!(run = %row.run_id, "A run's trigger event is gone; it goes on without its payload."),
+        }
+    }
+    Some(Working {
+        state,
+        version: row.version,
+        customer: row.customer_id.clone(),
+        trigger_event_id: row.trigger_event_id.clone(),
+        started_at: row.started_at,
+        new: false,
+        dirty: false,
+    })
+}
+
+fn action_write(run_id: &str, workflow_id: &str, customer: &str, action: Action) -> ActionWrite {
+    let payload = serde_json::to_string(&action).unwrap_or_default();
+    let (kind, effect, key, node) = match action {
+        Action::IssueOffer { key, node, code, discount, value, expires_at } => {
+            let discount = serde_json::to_value(&discount).ok().and_then(|v| v.as_str().map(String::from));
+            let effect = Effect::Offer { code, discount: discount.unwrap_or_default(), value, expires_at };
+            ("issue_offer", effect, key, node)
+        }
+        Action::RaiseAlert { key, node, severity, audience, message } => {
+            let severity = serde_json::to_value(&severity).ok().and_then(|v| v.as_str().map(String::from));
+            let effect =
+                Effect::Alert { alert_id: store::new_id(), severity: severity.unwrap_or_default(), audience, message };
+            ("raise_alert", effect, key, node)
+        }
+        Action::CallWebhook { key, node, .. } => (WEBHOOK_KIND, Effect::Webhook, key, node),
+        Action::UpdateProfile { key, node, changes } => ("update_profile", Effect::Profile { changes }, key, node),
+    };
+    ActionWrite {
+        action_key: key,
+        run_id: run_id.to_string(),
+        workflow_id: workflow_id.to_string(),
+        node,
+        customer_id: customer.to_string(),
+        kind,
+        payload,
+        effect,
+        caused_at: None,
+    }
+}
+
+/// A fresh random seed for offer codes (122 random bits of a UUID v4, folded).
+fn seed() -> u64 {
+    let (a, b) = uuid::Uuid::new_v4().as_u64_pair();
+    a ^ b.rotate_left(17)
+}

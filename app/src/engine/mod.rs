@@ -1,0 +1,670 @@
+//! The engine: the one owner of the hot path. Webhook requests, API
+//! redemptions and due timers become groups; each group is evaluated by the
+//! pure core and committed in one transaction — events, dedupe keys,
+//! profiles, runs, steps, actions and their effects, rollups — and only then
+//! answered. After a 202 the offer exists; there is no queue to lag behind.
+//!
+//! Customers fall in partitions (`partition`); one owner evaluates a
+//! partition's events in acceptance order. On one node this task owns them
+//! all, and acceptance time is the group's time on the engine's clock, so
+//! events and timers are totally ordered: a timer due at T fires before any
+//! event accepted at or after T, and after every event accepted before it.
+
+pub mod clock;
+pub mod counters;
+pub mod evaluate;
+pub mod live;
+pub mod partition;
+
+use crate::error::{AppError, AppResult};
+use crate::store::events::{NewEvent, Write, Written};
+use crate::store::group;
+use crate::store::rollups::metric;
+use crate::store::runs::{Batch, Committed, Effect};
+use crate::store::{self, Db};
+use crate::workflow::eval;
+use crate::workflow::offer::{self, CodeState};
+use clock::Clock;
+use counters::Counters;
+use evaluate::{Evaluated, Evaluator, GroupEvent};
+use live::Live;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most writes one transaction takes; more wait for the next.
+const MAX_GROUP: usize = 4096;
+/// Events of an older version's queue (`work_item`) run per catch-up group.
+const CATCH_UP: i64 = 256;
+
+/// Wake-ups and turns between the parts of one process.
+#[derive(Debug, Default)]
+pub struct Signals {
+    /// Webhook actions were committed for delivery.
+    pub deliveries: tokio::sync::Notify,
+    /// Bumped when a workflow is published, paused, resumed or archived.
+    pub workflows: AtomicU64,
+    /// The writers of one SQLite file (the engine's group commit, the
+    /// delivery worker) take turns here: a writer that finds SQLite's lock
+    /// taken sleeps in steps of up to 100 ms, while a waiter here wakes the
+    /// moment the other commit is done.
+    write_turn: tokio::sync::Mutex<()>,
+}
+
+impl Signals {
+    /// Waits for this process's turn to write to `db` (a no-op on Postgres,
+    /// whose writers do not lock the whole database).
+    pub async fn write_turn(&self, db: &Db) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match db {
+            Db::Sqlite(_) => Some(self.write_turn.lock().await),
+            Db::Postgres(_) => None,
+        }
+    }
+
+    /// Tells the engine to reload the published versions before its next group.
+    pub fn workflows_changed(&self) {
+        self.workflows.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Where a webhook request waits for its writes' outcomes.
+type IngestReply = oneshot::Sender<Result<Vec<Written>, ()>>;
+
+enum Job {
+    Ingest { writes: Vec<Write>, reply: IngestReply },
+    Redeem { code: String, by: String, reply: oneshot::Sender<AppResult<()>> },
+    Tick { reply: oneshot::Sender<usize> },
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Ingest { writes, .. } => write!(f, "Ingest({} writes)", writes.len()),
+            Job::Redeem { code, .. } => write!(f, "Redeem({code})"),
+            Job::Tick { .. } => f.write_str("Tick"),
+        }
+    }
+}
+
+/// Handle to the engine task.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    jobs: mpsc::Sender<Job>,
+    pub counters: Arc<Counters>,
+}
+
+/// What the engine task works with.
+#[derive(Debug, Clone)]
+pub struct EngineParts {
+    /// The hot path's own connection (see `Db::dedicated`).
+    pub db: Db,
+    pub live: Live,
+    pub signals: Arc<Signals>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Engine {
+    /// Starts the engine on the current tokio runtime: it first runs what an
+    /// older version left queued and the timers that fell due while the
+    /// server was down, then takes groups.
+    pub fn start(parts: EngineParts) -> Engine {
+        // Bounded: when the database falls behind, senders wait (back-pressure).
+        let (tx, rx) = mpsc::channel::<Job>(2048);
+        let counters = Arc::new(Counters::default());
+        let task = Task {
+            parts,
+            counters: counters.clone(),
+            evaluator: Evaluator::default(),
+            last_now: 0,
+            next_due: None,
+            pending_redemption: None,
+        };
+        tokio::spawn(task.run(rx));
+        Engine { jobs: tx, counters }
+    }
+
+    async fn send(&self, job: Job) -> AppResult<()> {
+        self.jobs.send(job).await.map_err(|_| {
+            tracing::error!("The engine has stopped.");
+            AppError::Internal
+        })
+    }
+
+    /// Commits `writes` (with whatever else is waiting), evaluated, and
+    /// returns their outcomes.
+    pub async fn submit(&self, writes: Vec<Write>) -> AppResult<Vec<Written>> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Ingest { writes, reply }).await?;
+        answer.await.map_err(|_| AppError::Internal)?.map_err(|()| AppError::Internal)
+    }
+
+    /// Redeems `code` once, recorded as `by`; the run waiting for it converts
+    /// in the same transaction. A used or expired code is a 409 with the reason.
+    pub async fn redeem(&self, code: &str, by: &str) -> AppResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Redeem { code: code.to_string(), by: by.to_string(), reply }).await?;
+        answer.await.map_err(|_| AppError::Internal)?
+    }
+
+    /// Fires the timers due on the engine's clock now and returns how many it
+    /// looked at (tests, after moving a hand-set clock).
+    pub async fn tick(&self) -> AppResult<usize> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Tick { reply }).await?;
+        answer.await.map_err(|_| AppError::Internal)
+    }
+}
+
+struct Task {
+    parts: EngineParts,
+    counters: Arc<Counters>,
+    evaluator: Evaluator,
+    /// The last group's time: acceptance times never go back.
+    last_now: i64,
+    /// When the next timer is due, as far as this task knows (`None`: unknown, ask).
+    next_due: Option<Option<i64>>,
+    /// An API redemption the next commit writes (the core allowed it).
+    pending_redemption: Option<(String, String)>,
+}
+
+impl Task {
+    async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        self.catch_up().await;
+        loop {
+            let wait = self.wait().await;
+            let first = tokio::select! {
+                job = jobs.recv() => match job {
+                    Some(job) => Some(job),
+                    None => return,
+                },
+                () = tokio::time::sleep(wait) => None,
+            };
+            let mut group: Vec<Job> = first.into_iter().collect();
+            let mut size: usize = group.iter().map(job_size).sum();
+            while size < MAX_GROUP && !group.is_empty() {
+                match jobs.try_recv() {
+                    Ok(job) => {
+                        size += job_size(&job);
+                        group.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.process(group).await;
+        }
+    }
+
+    /// How long to sleep for a timer (at most a second, so a clock set by
+    /// hand or a change made elsewhere is noticed).
+    async fn wait(&mut self) -> Duration {
+        if self.next_due.is_none() {
+            match store::runs::next_due(&self.parts.db).await {
+                Ok(due) => self.next_due = Some(due),
+                Err(err) => tracing::warn!(error = %err, "Reading the next timer failed."),
+            }
+        }
+        match self.next_due.flatten() {
+            Some(due) => Duration::from_millis((due - self.parts.clock.now()).clamp(0, 1000) as u64),
+            None => Duration::from_secs(1),
+        }
+    }
+
+    /// The group's acceptance time: the engine's clock, never going back.
+    fn now(&mut self) -> i64 {
+        self.last_now = self.parts.clock.now().max(self.last_now);
+        self.last_now
+    }
+
+    async fn refresh(&mut self) -> anyhow::Result<()> {
+        let changes = self.parts.signals.workflows.load(Ordering::Relaxed);
+        self.evaluator.refresh(&self.parts.db, changes).await
+    }
+
+    /// Runs what an older version's queue still holds, oldest first, then
+    /// the timers that fell due while the server was down.
+    async fn catch_up(&mut self) {
+        loop {
+            if let Err(err) = self.refresh().await {
+                tracing::error!(error = format!("{err:#}"), "The engine cannot load the workflows; retrying.");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            let queued = match store::runs::queued_events(&self.parts.db, CATCH_UP).await {
+                Ok(q) => q,
+                Err(err) => {
+                    tracing::error!(error = %err, "Reading the queue an older version left failed; retrying.");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if queued.is_empty() {
+                break;
+            }
+            let n = queued.len();
+            let now = self.now();
+            if let Err((err, _)) = self.commit(Vec::new(), now, queued).await {
+                tracing::error!(error = format!("{err:#}"), "Catching up the queue failed; retrying.");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            tracing::info!(events = n, "Caught up events an older version had queued.");
+        }
+        self.fire_timers().await;
+    }
+
+    async fn process(&mut self, group: Vec<Job>) {
+        if let Err(err) = self.refresh().await {
+            tracing::error!(error = format!("{err:#}"), "The engine cannot load the workflows.");
+        }
+        let timers = self.fire_timers().await;
+        let mut ingest: Vec<(Vec<Write>, IngestReply)> = Vec::new();
+        let mut ticks = Vec::new();
+        for job in group {
+            match job {
+                Job::Ingest { writes, reply } => ingest.push((writes, reply)),
+                Job::Tick { reply } => ticks.push(reply),
+                Job::Redeem { code, by, reply } => {
+                    let _ = reply.send(self.redeem(&code, &by).await);
+                }
+            }
+        }
+        if !ingest.is_empty() {
+            self.ingest(ingest).await;
+        }
+        for reply in ticks {
+            let _ = reply.send(timers);
+        }
+    }
+
+    /// Fires every timer due now, a group at a time; returns how many.
+    async fn fire_timers(&mut self) -> usize {
+        let mut fired = 0;
+        loop {
+            let now = self.now();
+            if self.next_due.flatten().is_some_and(|due| due > now) {
+                return fired;
+            }
+            match self.commit_timers(now).await {
+                Ok((n, full)) => {
+                    fired += n;
+                    self.next_due = None;
+                    if !full {
+                        return fired;
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(error = format!("{err:#}"), "Firing due timers failed; retrying soon.");
+                    return fired;
+                }
+            }
+        }
+    }
+
+    async fn commit_timers(&mut self, now: i64) -> anyhow::Result<(usize, bool)> {
+        let loaded = self.evaluator.load(&self.parts.db, &[], now, Vec::new()).await?;
+        if loaded.timers() == 0 {
+            return Ok((0, false));
+        }
+        let (n, full) = (loaded.timers(), loaded.timers_full());
+        let evaluator = &mut self.evaluator;
+        let mut evaluated = None;
+        let turn = self.parts.signals.write_turn(&self.parts.db).await;
+        let result = group::commit(&self.parts.db, &[], now, |_| {
+            let e = evaluator.evaluate(loaded, &[], now);
+            let batch = e.batch.clone();
+            evaluated = Some(e);
+            batch
+        })
+        .await;
+        drop(turn);
+        let (done, _) = result?;
+        let evaluated = evaluated.unwrap_or_default();
+        self.counters.update(|c| c.timers += n as u64);
+        self.after_commit(&[], &done, &evaluated, now);
+        Ok((n, full))
+    }
+
+    /// Commits a group of webhook writes; one bad job must not fail its
+    /// neighbours, so a failed group is retried job by job.
+    async fn ingest(&mut self, jobs: Vec<(Vec<Write>, IngestReply)>) {
+        let now = self.now();
+        let lens: Vec<usize> = jobs.iter().map(|(w, _)| w.len()).collect();
+        let (writes, replies): (Vec<Vec<Write>>, Vec<_>) = jobs.into_iter().unzip();
+        let mut writes: Vec<Write> = writes.into_iter().flatten().collect();
+        stamp(&mut writes, now);
+        match self.commit(writes, now, Vec::new()).await {
+            Ok(written) => {
+                let mut outcomes = written.into_iter();
+                for (reply, n) in replies.into_iter().zip(lens) {
+                    let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
+                }
+            }
+            Err((err, writes)) if replies.len() > 1 => {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    jobs = replies.len(),
+                    "Group commit failed; retrying its jobs one by one."
+                );
+                let mut rest = writes.into_iter();
+                for (reply, n) in replies.into_iter().zip(lens) {
+                    let own: Vec<Write> = rest.by_ref().take(n).collect();
+                    let _ = reply.send(self.ingest_alone(own, now).await);
+                }
+            }
+            Err((err, writes)) => {
+                tracing::warn!(error = format!("{err:#}"), "Commit failed; trying without evaluation.");
+                let outcome = self.quarantine(&writes, now).await;
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(outcome);
+                }
+            }
+        }
+    }
+
+    async fn ingest_alone(&mut self, writes: Vec<Write>, now: i64) -> Result<Vec<Written>, ()> {
+        match self.commit(writes, now, Vec::new()).await {
+            Ok(written) => Ok(written),
+            Err((err, writes)) => {
+                tracing::warn!(error = format!("{err:#}"), "Commit failed; trying without evaluation.");
+                self.quarantine(&writes, now).await
+            }
+        }
+    }
+
+    /// Stores events whose evaluation could not be committed, without it, so
+    /// one event that fails every time does not block the ones behind it.
+    async fn quarantine(&mut self, writes: &[Write], now: i64) -> Result<Vec<Written>, ()> {
+        let turn = self.parts.signals.write_turn(&self.parts.db).await;
+        let result = group::commit(&self.parts.db, writes, now, |_| Batch::default()).await;
+        drop(turn);
+        match result {
+            Ok((done, _)) => {
+                let ids: Vec<&str> = done
+                    .written
+                    .iter()
+                    .filter_map(|w| match w {
+                        Written::Accepted { event_id } => Some(event_id.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                tracing::error!(events = ?ids, "Events stored without evaluation: evaluating them could not be committed.");
+                self.counters.update(|c| c.quarantined += ids.len() as u64);
+                announce_events(&self.parts.live, writes, &done.written);
+                Ok(done.written)
+            }
+            Err(err) => {
+                tracing::error!(error = %err, writes = writes.len(), "Commit failed; nothing in it was acknowledged.");
+                Err(())
+            }
+        }
+    }
+
+    /// Loads, evaluates and commits one group: `writes` from requests, or
+    /// `queued` events of an older version's queue. On failure the writes
+    /// come back for a retry.
+    async fn commit(
+        &mut self,
+        writes: Vec<Write>,
+        now: i64,
+        queued: Vec<store::events::EventRow>,
+    ) -> Result<Vec<Written>, (anyhow::Error, Vec<Write>)> {
+        let started = Instant::now();
+        let events: Vec<&NewEvent> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Event(e) => Some(e),
+                Write::DeadLetter(_) => None,
+            })
+            .collect();
+        let loaded = match self.evaluator.load(&self.parts.db, &events, now, queued).await {
+            Ok(l) => l,
+            Err(err) => return Err((err, writes)),
+        };
+        let redemption = self.pending_redemption.take();
+        let evaluator = &mut self.evaluator;
+        let mut evaluated = None;
+        let turn = self.parts.signals.write_turn(&self.parts.db).await;
+        let result = group::commit(&self.parts.db, &writes, now, |written| {
+            let fresh: Vec<GroupEvent> = writes
+                .iter()
+                .zip(written)
+                .filter_map(|(w, outcome)| match (w, outcome) {
+                    (Write::Event(e), Written::Accepted { .. }) => {
+                        Some(GroupEvent { data: evaluator.event_data(e), received_at: e.received_at })
+                    }
+                    _ => None,
+                })
+                .collect();
+            let mut e = evaluator.evaluate(loaded, &fresh, now);
+            e.batch.redemptions.extend(redemption);
+            let batch = e.batch.clone();
+            evaluated = Some(e);
+            batch
+        })
+        .await;
+        drop(turn);
+        match result {
+            Ok((done, _)) => {
+                let evaluated = evaluated.unwrap_or_default();
+                let accepted = done.written.iter().filter(|w| matches!(w, Written::Accepted { .. })).count() as u64;
+                let seconds = started.elapsed().as_secs_f64();
+                self.counters.update(|c| {
+                    c.events += accepted;
+                    c.groups += 1;
+                    for _ in 0..accepted {
+                        c.to_commit.observe(seconds);
+                    }
+                });
+                self.after_commit(&writes, &done, &evaluated, now);
+                Ok(done.written)
+            }
+            Err(err) => Err((anyhow::Error::new(err).context("Committing a group."), writes)),
+        }
+    }
+
+    /// Redeems a code through the API: the core decides; Nudge's record of
+    /// the redemption is an event of the customer's, evaluated like any
+    /// other, so the run waiting for the code converts in the same commit.
+    async fn redeem(&mut self, code: &str, by: &str) -> AppResult<()> {
+        let now = self.now();
+        let row = store::offers::offer(&self.parts.db, code)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("No offer '{code}'.")))?;
+        let state = CodeState {
+            code: &row.code,
+            expires_at: row.expires_at,
+            redeemed_at: row.redeemed_at,
+            redeemed_by: row.redeemed_by.as_deref(),
+        };
+        offer::redeemable(state, now).map_err(|r| AppError::Conflict(format!("{}.", r.detail(&row.code))))?;
+        let payload = serde_json::json!({ "code": row.code, "redeemed_by": by, "workflow_id": row.workflow_id });
+        let event = NewEvent {
+            event_id: store::new_id(),
+            source_id: eval::NUDGE_SOURCE.into(),
+            external_id: format!("redeem:{}", row.code),
+            name: eval::OFFER_REDEEMED.into(),
+            customer_id: row.customer_id.clone(),
+            occurred_at: now,
+            received_at: now,
+            payload: payload.to_string(),
+            parsed: payload,
+            profile: serde_json::Map::new(),
+            replay_of: None,
+        };
+        self.pending_redemption = Some((row.code.clone(), by.to_string()));
+        let result = self.commit(vec![Write::Event(event)], now, Vec::new()).await;
+        match result {
+            Ok(_) => {
+                tracing::info!(code = %row.code, customer = %row.customer_id, "Offer redeemed.");
+                Ok(())
+            }
+            Err((err, _)) => {
+                tracing::error!(error = format!("{err:#}"), code = %row.code, "A redemption could not be committed.");
+                Err(AppError::Internal)
+            }
+        }
+    }
+
+    /// Tells the delivery worker, the counters and the live feed what a
+    /// commit did, from what the commit holds: no reads, one serialisation
+    /// per message.
+    fn after_commit(&mut self, writes: &[Write], done: &group::GroupCommitted, evaluated: &Evaluated, now: i64) {
+        let committed = &done.committed;
+        let batch = &evaluated.batch;
+        if committed.webhooks > 0 {
+            self.parts.signals.deliveries.notify_one();
+        }
+        // The earliest new timer, so the engine wakes for it.
+        for r in &batch.runs {
+            if let Some(due) = r.wake_at.filter(|_| r.status == eval::RunStatus::Waiting.as_str()) {
+                self.next_due = match self.next_due {
+                    Some(Some(d)) => Some(Some(d.min(due))),
+                    Some(None) => Some(Some(due)),
+                    None => None,
+                };
+            }
+        }
+        let performed: std::collections::HashSet<&str> = committed.performed.iter().map(String::as_str).collect();
+        let kinds: Vec<&str> =
+            batch.actions.iter().filter(|a| performed.contains(a.action_key.as_str())).map(|a| a.kind).collect();
+        self.counters.update(|c| {
+            c.runs_started += evaluated.runs_started;
+            for kind in &kinds {
+                *c.actions.entry((*kind).to_string()).or_default() += 1;
+            }
+        });
+        let live = &self.parts.live;
+        if !live.wanted() {
+            return;
+        }
+        announce_events(live, writes, &done.written);
+        announce_work(live, batch, &evaluated.waiting_for, committed, now);
+        live.count(committed.tally.totals());
+    }
+}
+
+fn job_size(job: &Job) -> usize {
+    match job {
+        Job::Ingest { writes, .. } => writes.len(),
+        Job::Redeem { .. } | Job::Tick { .. } => 1,
+    }
+}
+
+/// Events are accepted at the group's time (the sender's time stays
+/// `occurred_at`), so acceptance order is the order evaluation sees.
+fn stamp(writes: &mut [Write], now: i64) {
+    for w in writes {
+        match w {
+            Write::Event(e) => e.received_at = now,
+            Write::DeadLetter(d) => d.received_at = now,
+        }
+    }
+}
+
+/// Tells live subscribers about the events a group accepted: whole objects,
+/// so pages update without a refetch.
+fn announce_events(live: &Live, writes: &[Write], written: &[Written]) {
+    let mut accepted = 0;
+    let mut names: HashMap<&str, i64> = HashMap::new();
+    let mut sources: HashMap<&str, i64> = HashMap::new();
+    for (w, outcome) in writes.iter().zip(written) {
+        if let (Write::Event(e), Written::Accepted { .. }) = (w, outcome) {
+            accepted += 1;
+            *names.entry(e.name.as_str()).or_default() += 1;
+            *sources.entry(e.source_id.as_str()).or_default() += 1;
+            live.publish(
+                "events",
+                crate::model::Event {
+                    event_id: e.event_id.clone(),
+                    source_id: e.source_id.clone(),
+                    external_id: e.external_id.clone(),
+                    name: e.name.clone(),
+                    customer_id: e.customer_id.clone(),
+                    occurred_at: e.occurred_at,
+                    received_at: e.received_at,
+                    payload: e.parsed.clone(),
+                },
+            );
+        }
+    }
+    let counts = std::iter::once((metric::EVENTS, "", "", accepted))
+        .filter(|c| c.3 > 0)
+        .chain(names.into_iter().map(|(k, n)| (metric::EVENT_NAME, "", k, n)))
+        .chain(sources.into_iter().map(|(k, n)| (metric::EVENT_SOURCE, "", k, n)));
+    live.count(counts);
+}
+
+/// Tells live subscribers what evaluation did: runs as they now stand,
+/// offers issued and redeemed, alerts raised.
+fn announce_work(live: &Live, batch: &Batch, waiting_for: &[Option<String>], committed: &Committed, now: i64) {
+    let _ = now;
+    for (r, waiting_for) in batch.runs.iter().zip(waiting_for) {
+        let ended = r.status != eval::RunStatus::Waiting.as_str();
+        live.publish(
+            "runs",
+            crate::model::Run {
+                run_id: r.run_id.clone(),
+                workflow_id: r.workflow_id.clone(),
+                version: r.version,
+                customer_id: r.customer_id.clone(),
+                status: r.status.clone(),
+                at_node: r.at_node.clone(),
+                wake_at: r.wake_at,
+                trigger_event_id: r.trigger_event_id.clone(),
+                started_at: r.started_at,
+                updated_at: committed.at,
+                ended_at: ended.then_some(committed.at),
+                // The name and the webhooks' health are read with the run
+                // (pages refetch on this message); the stream stays cheap.
+                workflow_name: None,
+                waiting_for: waiting_for.clone(),
+                action_health: Default::default(),
+            },
+        );
+    }
+    let performed: std::collections::HashSet<&str> = committed.performed.iter().map(String::as_str).collect();
+    for a in batch.actions.iter().filter(|a| performed.contains(a.action_key.as_str())) {
+        match &a.effect {
+            Effect::Offer { code, discount, value, expires_at } => live.publish(
+                "offers",
+                crate::model::Offer {
+                    code: code.clone(),
+                    workflow_id: a.workflow_id.clone(),
+                    run_id: a.run_id.clone(),
+                    customer_id: a.customer_id.clone(),
+                    discount: discount.clone(),
+                    value: *value,
+                    expires_at: *expires_at,
+                    status: "active".into(),
+                    redeemed_at: None,
+                    redeemed_by: None,
+                    created_at: committed.at,
+                },
+            ),
+            Effect::Alert { alert_id, severity, audience, message } => live.publish(
+                "alerts",
+                crate::model::Alert {
+                    alert_id: alert_id.clone(),
+                    workflow_id: a.workflow_id.clone(),
+                    run_id: a.run_id.clone(),
+                    customer_id: a.customer_id.clone(),
+                    severity: severity.clone(),
+                    audience: audience.clone(),
+                    message: message.clone(),
+                    status: "open".into(),
+                    acknowledged_by: None,
+                    acknowledged_at: None,
+                    resolved_by: None,
+                    resolved_at: None,
+                    created_at: committed.at,
+                },
+            ),
+            Effect::Profile { .. } | Effect::Webhook => {}
+        }
+    }
+    for r in &committed.redeemed {
+        live.publish("offers", r);
+    }
+}
