@@ -867,3 +867,117 @@ async fn the_dashboard_figures_time_series_and_funnel_count_what_the_executor_di
         assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 }
+
+/// Event time, not processing time: a checkout accepted a millisecond before
+/// the wait's deadline wins over the timeout, when the timer is looked at
+/// 15 minutes late, and when the server restarts after the deadline.
+#[tokio::test]
+async fn a_checkout_accepted_just_before_the_deadline_wins_however_late_the_timer_and_across_a_restart() {
+    for db in testing::all().await {
+        let clock = Arc::new(ManualClock::default());
+        clock.set(T0);
+        let ctx = Ctx::with_clock(db.clone(), Default::default(), clock.clone());
+        let app = router(&ctx);
+        let secret = source(&ctx).await;
+        publish_template(&ctx, "abandoned_cart").await;
+        let post = |body: serde_json::Value| {
+            let req = hook("shop", &secret, &body.to_string());
+            let app = app.clone();
+            async move { assert_eq!(send(&app, req).await.status, StatusCode::ACCEPTED) }
+        };
+        for c in ["ana", "bob", "cy"] {
+            post(json!({ "id": format!("cart-{c}"), "type": "cart_updated", "customer": { "id": c }, "cart": { "id": c, "value": 90 } })).await;
+        }
+        // Ana and Bob check out 1 ms before the deadline; Cy at the deadline.
+        clock.set(T0 + 30 * MIN - 1);
+        for c in ["ana", "bob"] {
+            post(json!({ "id": format!("co-{c}"), "type": "checkout_started", "customer": { "id": c }, "cart": { "id": c } })).await;
+        }
+        clock.set(T0 + 30 * MIN);
+        post(json!({ "id": "co-cy", "type": "checkout_started", "customer": { "id": "cy" }, "cart": { "id": "cy" } }))
+            .await;
+        // The engine looks at the timers 15 minutes late, then restarts later still.
+        clock.set(T0 + 45 * MIN);
+        ctx.engine.tick().await.unwrap();
+        drop(app);
+        drop(ctx);
+        clock.set(T0 + 3 * 60 * MIN);
+        let ctx = Ctx::with_clock(db.clone(), Default::default(), clock.clone());
+        ctx.engine.tick().await.unwrap();
+        for c in ["ana", "bob"] {
+            let status = text(&db, &format!("select status from run where customer_id = '{c}'")).await;
+            assert_eq!(status, "completed", "{c}: the checkout in time won");
+        }
+        assert_eq!(count(&db, "select count(*) from offer").await, 1, "only Cy, at the deadline, gets an offer");
+        assert_eq!(text(&db, "select customer_id from offer").await, "cy");
+        let expires: i64 =
+            app::with_pool!(&db, p => sqlx::query_scalar("select expires_at from offer").fetch_one(p).await).unwrap();
+        assert_eq!(expires, T0 + 30 * MIN + 24 * 60 * MIN, "the late timer acted at its due time");
+    }
+}
+
+/// One request, one group: two events of one customer are evaluated in the
+/// order they came, and the runs they start commit with them.
+#[tokio::test]
+async fn events_of_one_customer_in_one_batch_are_evaluated_in_order() {
+    for db in testing::all().await {
+        let clock = Arc::new(ManualClock::default());
+        clock.set(T0);
+        let ctx = Ctx::with_clock(db.clone(), Default::default(), clock.clone());
+        let app = router(&ctx);
+        let secret = source(&ctx).await;
+        publish_template(&ctx, "abandoned_cart").await;
+        let cart = |id: &str, who: &str| json!({ "id": id, "type": "cart_updated", "customer": { "id": who }, "cart": { "id": who, "value": 50 } });
+        let checkout = |id: &str, who: &str| json!({ "id": id, "type": "checkout_started", "customer": { "id": who }, "cart": { "id": who } });
+        // Ana's cart, then her checkout; Bob's checkout, then his cart.
+        let batch = json!([cart("a1", "ana"), checkout("a2", "ana"), checkout("b1", "bob"), cart("b2", "bob")]);
+        let r = send(&app, hook("shop", &secret, &batch.to_string())).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        assert_eq!(r.json()["accepted"], 4);
+        // Evaluated before the answer: no queue, no tick needed.
+        assert_eq!(text(&db, "select status from run where customer_id = 'ana'").await, "completed");
+        assert_eq!(text(&db, "select status from run where customer_id = 'bob'").await, "waiting");
+        assert_eq!(count(&db, "select count(*) from run").await, 2);
+        let steps =
+            count(&db, "select count(*) from run_step s join run r on r.run_id = s.run_id where r.customer_id = 'ana'")
+                .await;
+        assert!(steps >= 3, "Ana's trace has the trigger, the wait and its end: {steps}");
+    }
+}
+
+/// The engine learns of a source created after the last publish the moment
+/// an event names it: a trigger limited to that source fires.
+#[tokio::test]
+async fn a_trigger_limited_to_a_source_created_after_publishing_fires() {
+    for db in testing::all().await {
+        let ctx = Ctx::new(db.clone());
+        let app = router(&ctx);
+        let shop = source(&ctx).await;
+        let mut w = app::workflow::templates::abandoned_cart();
+        for node in &mut w.nodes {
+            if let app::workflow::NodeKind::Trigger { sources, .. } = &mut node.kind {
+                *sources = vec!["pos".into()];
+            }
+        }
+        let input = NewWorkflow { name: Some("Tills".into()), definition: Some(w), ..Default::default() };
+        let created = service::workflows::create(&ctx, &Actor::system(), input).await.unwrap();
+        service::workflows::publish(&ctx, &Actor::system(), &created.summary.workflow_id).await.unwrap();
+        // An event from the shop: the engine loads its sources now.
+        let body = json!({ "id": "s1", "type": "cart_updated", "customer": { "id": "ana" }, "cart": { "id": "c" } });
+        assert_eq!(send(&app, hook("shop", &shop, &body.to_string())).await.status, StatusCode::ACCEPTED);
+        assert_eq!(count(&db, "select count(*) from run").await, 0, "the shop is not the tills");
+
+        let mapping = Mapping {
+            event_name: "$.type".into(),
+            customer_id: "$.customer.id".into(),
+            event_id: "$.id".into(),
+            timestamp: None,
+            profile: vec![],
+        };
+        let input = service::sources::NewSourceInput { name: "Tills", slug: "pos", mapping: &mapping };
+        let pos = service::sources::create(&ctx, &Actor::system(), input).await.unwrap().secret;
+        let body = json!({ "id": "p1", "type": "cart_updated", "customer": { "id": "bob" }, "cart": { "id": "c" } });
+        assert_eq!(send(&app, hook("pos", &pos, &body.to_string())).await.status, StatusCode::ACCEPTED);
+        assert_eq!(text(&db, "select customer_id from run").await, "bob");
+    }
+}
