@@ -78,7 +78,7 @@ struct Version {
 
 /// A run being worked on in this group.
 #[derive(Debug, Clone)]
-struct Working {
+struct WorkingRun {
     state: RunState,
     version: i64,
     customer: String,
@@ -87,6 +87,27 @@ struct Working {
     new: bool,
     /// Changed in this group (a step, or an event kept in its inbox).
     dirty: bool,
+}
+
+/// The runs a group has touched, by id and by customer, so an event finds
+/// its customer's runs without a scan of the whole group's.
+#[derive(Debug, Default)]
+struct Working {
+    runs: HashMap<String, WorkingRun>,
+    of_customer: HashMap<String, Vec<String>>,
+}
+
+impl Working {
+    fn contains_key(&self, run_id: &str) -> bool {
+        self.runs.contains_key(run_id)
+    }
+
+    fn insert(&mut self, run_id: String, run: WorkingRun) {
+        if !self.runs.contains_key(&run_id) {
+            self.of_customer.entry(run.customer.clone()).or_default().push(run_id.clone());
+        }
+        self.runs.insert(run_id, run);
+    }
 }
 
 /// What a group's evaluation reads, loaded before its transaction.
@@ -182,7 +203,7 @@ impl Evaluator {
         Ok(())
     }
 
-    /// The core's view of a stored event; `None` when its payload is unreadable.
+    /// The core's view of a new event (its payload parsed once, at the edge).
     pub fn event_data(&self, e: &NewEvent) -> EventData {
         EventData {
             id: e.event_id.clone(),
@@ -357,7 +378,7 @@ impl Evaluator {
     /// at its acceptance time. Pure CPU over what `load` read.
     pub fn evaluate(&mut self, mut loaded: Loaded, events: &[GroupEvent], now: i64) -> Evaluated {
         let mut batch = Batch::default();
-        let mut working: HashMap<String, Working> = HashMap::new();
+        let mut working = Working::default();
         let due = std::mem::take(&mut loaded.due);
         let timers = due.len();
         for row in due {
@@ -379,6 +400,8 @@ impl Evaluator {
                 self.record(&mut batch, &mut working, current, step, now, None);
             }
         }
+        // Workflows runs may start in (cloned once: recording a step borrows self).
+        let active: Vec<Version> = self.published.iter().filter(|v| v.active).cloned().collect();
         let queued = std::mem::take(&mut loaded.queued);
         let queued: Vec<GroupEvent> =
             queued.into_iter().map(|data| GroupEvent { received_at: data.accepted(), data }).collect();
@@ -386,11 +409,11 @@ impl Evaluator {
             if !queued.is_empty() {
                 batch.events_done.push(event.data.id.clone());
             }
-            self.evaluate_event(&mut batch, &mut working, &mut loaded, event);
+            self.evaluate_event(&mut batch, &mut working, &mut loaded, &active, event);
         }
-        let runs_started = working.values().filter(|w| w.new).count() as u64;
-        let mut announced = Vec::new();
-        for (run_id, mut w) in working {
+        let runs_started = working.runs.values().filter(|w| w.new).count() as u64;
+        let mut written: Vec<(RunWrite, Option<String>)> = Vec::new();
+        for (run_id, mut w) in working.runs {
             // Runs read from the database but left unchanged need no write.
             if !w.new && !w.dirty {
                 continue;
@@ -412,8 +435,7 @@ impl Evaluator {
                     continue;
                 }
             };
-            announced.push(waiting_for);
-            batch.runs.push(RunWrite {
+            let run = RunWrite {
                 run_id,
                 workflow_id: w.state.workflow_id.clone(),
                 version: w.version,
@@ -425,28 +447,22 @@ impl Evaluator {
                 trigger_event_id: w.trigger_event_id.clone(),
                 started_at: w.started_at,
                 new: w.new,
-            });
+            };
+            written.push((run, waiting_for));
         }
         // New runs first: steps and actions refer to them.
-        let mut order: Vec<usize> = (0..batch.runs.len()).collect();
-        order.sort_by_key(|i| !batch.runs[*i].new);
-        let runs = std::mem::take(&mut batch.runs);
-        let mut runs: Vec<Option<RunWrite>> = runs.into_iter().map(Some).collect();
-        let mut waiting_for = Vec::with_capacity(order.len());
-        for i in order {
-            if let Some(r) = runs[i].take() {
-                batch.runs.push(r);
-                waiting_for.push(announced[i].clone());
-            }
-        }
+        written.sort_by_key(|(r, _)| !r.new);
+        let (runs, waiting_for): (Vec<RunWrite>, Vec<Option<String>>) = written.into_iter().unzip();
+        batch.runs = runs;
         Evaluated { batch, waiting_for, timers, runs_started }
     }
 
     fn evaluate_event(
         &mut self,
         batch: &mut Batch,
-        working: &mut HashMap<String, Working>,
+        working: &mut Working,
         loaded: &mut Loaded,
+        active: &[Version],
         event: &GroupEvent,
     ) {
         let at = event.received_at;
@@ -465,14 +481,18 @@ impl Evaluator {
             }
         }
         let mut waiting: Vec<(String, i64, String)> = working
-            .iter()
-            .filter(|(_, w)| w.customer == event.customer && w.state.status == eval::RunStatus::Waiting)
+            .of_customer
+            .get(&event.customer)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| working.runs.get(id).map(|w| (id, w)))
+            .filter(|(_, w)| w.state.status == eval::RunStatus::Waiting)
             .map(|(id, w)| (id.clone(), w.version, w.state.workflow_id.clone()))
             .collect();
         waiting.sort();
         for (run_id, version, workflow_id) in waiting {
             let Some(workflow) = self.known_arc(&workflow_id, version) else { continue };
-            let Some(current) = working.get(&run_id).cloned() else { continue };
+            let Some(current) = working.runs.get(&run_id).cloned() else { continue };
             let ctx = self.context(loaded, &event.customer, &workflow, at);
             // A paused workflow's runs keep the event for when it resumes.
             let step = if self.advancing(&workflow_id) {
@@ -485,8 +505,7 @@ impl Evaluator {
             }
         }
         // Runs this event starts.
-        let active: Vec<Version> = self.published.iter().filter(|v| v.active).cloned().collect();
-        for v in &active {
+        for v in active {
             // Most workflows do not listen to most events: skip them before
             // building a context (a profile copy, aggregates).
             if !v.workflow.listens_to(event) {
@@ -505,7 +524,7 @@ impl Evaluator {
             batch.entries.push((v.workflow_id.clone(), event.customer.clone(), at));
             let run_id = store::new_id();
             let step = eval::start(&v.workflow, &v.workflow_id, &run_id, event.clone(), &ctx);
-            let fresh = Working {
+            let fresh = WorkingRun {
                 state: step.state.clone(),
                 version: v.version,
                 customer: event.customer.clone(),
@@ -522,8 +541,8 @@ impl Evaluator {
     fn record(
         &mut self,
         batch: &mut Batch,
-        working: &mut HashMap<String, Working>,
-        mut run: Working,
+        working: &mut Working,
+        mut run: WorkingRun,
         step: Step,
         at: i64,
         caused_at: Option<i64>,
@@ -635,7 +654,7 @@ pub struct Evaluated {
     pub runs_started: u64,
 }
 
-fn to_working(row: &RunRow) -> Option<Working> {
+fn to_working(row: &RunRow) -> Option<WorkingRun> {
     let mut state: RunState = match serde_json::from_str(&row.state) {
         Ok(s) => s,
         Err(err) => {
@@ -654,7 +673,7 @@ fn to_working(row: &RunRow) -> Option<Working> {
             None => tracing::warn!(run = %row.run_id, "A run's trigger event is gone; it goes on without its payload."),
         }
     }
-    Some(Working {
+    Some(WorkingRun {
         state,
         version: row.version,
         customer: row.customer_id.clone(),

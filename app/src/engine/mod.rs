@@ -312,17 +312,19 @@ impl Task {
         let mut evaluated = None;
         let turn = self.parts.signals.write_turn(&self.parts.db).await;
         let result = group::commit(&self.parts.db, &[], now, |_| {
-            let e = evaluator.evaluate(loaded, &[], now);
-            let batch = e.batch.clone();
+            // The batch goes into the transaction and comes back with it: no copy.
+            let mut e = evaluator.evaluate(loaded, &[], now);
+            let batch = std::mem::take(&mut e.batch);
             evaluated = Some(e);
             batch
         })
         .await;
         drop(turn);
-        let (done, _) = result?;
-        let evaluated = evaluated.unwrap_or_default();
+        let (done, batch) = result?;
+        let mut evaluated = evaluated.unwrap_or_default();
+        evaluated.batch = batch;
         self.counters.update(|c| c.timers += n as u64);
-        self.after_commit(&[], &done, &evaluated, now);
+        self.after_commit(&[], &done, &evaluated);
         Ok((n, full))
     }
 
@@ -439,15 +441,16 @@ impl Task {
                 .collect();
             let mut e = evaluator.evaluate(loaded, &fresh, now);
             e.batch.redemptions.extend(redemption);
-            let batch = e.batch.clone();
+            let batch = std::mem::take(&mut e.batch);
             evaluated = Some(e);
             batch
         })
         .await;
         drop(turn);
         match result {
-            Ok((done, _)) => {
-                let evaluated = evaluated.unwrap_or_default();
+            Ok((done, batch)) => {
+                let mut evaluated = evaluated.unwrap_or_default();
+                evaluated.batch = batch;
                 let accepted = done.written.iter().filter(|w| matches!(w, Written::Accepted { .. })).count() as u64;
                 let seconds = started.elapsed().as_secs_f64();
                 self.counters.update(|c| {
@@ -457,7 +460,7 @@ impl Task {
                         c.to_commit.observe(seconds);
                     }
                 });
-                self.after_commit(&writes, &done, &evaluated, now);
+                self.after_commit(&writes, &done, &evaluated);
                 Ok(done.written)
             }
             Err(err) => Err((anyhow::Error::new(err).context("Committing a group."), writes)),
@@ -510,7 +513,7 @@ impl Task {
     /// Tells the delivery worker, the counters and the live feed what a
     /// commit did, from what the commit holds: no reads, one serialisation
     /// per message.
-    fn after_commit(&mut self, writes: &[Write], done: &group::GroupCommitted, evaluated: &Evaluated, now: i64) {
+    fn after_commit(&mut self, writes: &[Write], done: &group::GroupCommitted, evaluated: &Evaluated) {
         let committed = &done.committed;
         let batch = &evaluated.batch;
         if committed.webhooks > 0 {
@@ -540,7 +543,7 @@ impl Task {
             return;
         }
         announce_events(live, writes, &done.written);
-        announce_work(live, batch, &evaluated.waiting_for, committed, now);
+        announce_work(live, batch, &evaluated.waiting_for, committed);
         live.count(committed.tally.totals());
     }
 }
@@ -598,8 +601,7 @@ fn announce_events(live: &Live, writes: &[Write], written: &[Written]) {
 
 /// Tells live subscribers what evaluation did: runs as they now stand,
 /// offers issued and redeemed, alerts raised.
-fn announce_work(live: &Live, batch: &Batch, waiting_for: &[Option<String>], committed: &Committed, now: i64) {
-    let _ = now;
+fn announce_work(live: &Live, batch: &Batch, waiting_for: &[Option<String>], committed: &Committed) {
     for (r, waiting_for) in batch.runs.iter().zip(waiting_for) {
         let ended = r.status != eval::RunStatus::Waiting.as_str();
         live.publish(
