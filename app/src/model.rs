@@ -167,6 +167,10 @@ pub struct Event {
     pub received_at: i64,
     #[cfg_attr(feature = "ssr", schema(value_type = Object))]
     pub payload: serde_json::Value,
+    /// The offer code this event redeems, read from the path the source's
+    /// mapping names for it (absent when it names none or the event has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_code: Option<String>,
 }
 
 /// A customer's profile, built from the events that name them.

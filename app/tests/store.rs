@@ -178,6 +178,7 @@ fn new_event(
         payload: "{}".into(),
         parsed: serde_json::json!({}),
         profile: profile.as_object().cloned().unwrap_or_default(),
+        offer_code: None,
         replay_of: None,
     })
 }
@@ -194,6 +195,7 @@ async fn one_group_merges_a_customers_events_and_drops_repeats() {
             event_id: "$.id".into(),
             timestamp: None,
             profile: vec![],
+            offer_code: None,
         };
         let src = service::sources::create(
             &ctx,

@@ -29,6 +29,7 @@ test("the abandoned-cart template runs on real events: a checkout in time ends t
   await page.getByLabel("Name", { exact: true }).fill("Shop");
   await page.getByLabel("Slug (in the URL)").fill("shop");
   await page.getByLabel("Profile attributes").fill("email = $.customer.email");
+  await page.getByLabel("Offer code redeemed").fill("$.order.coupon");
   await page.getByRole("button", { name: "Create source" }).click();
   const secret = ((await page.getByTestId("source-secret").locator("code").textContent()) ?? "").trim();
   expect(secret).toMatch(/^whsec_/);

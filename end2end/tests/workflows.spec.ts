@@ -89,7 +89,7 @@ test("a marketer draws the abandoned-cart workflow, publishes two versions and s
 
   await drop(page, "goal", 900, 150);
   await inspector.getByLabel("Conversion event").fill("order_completed");
-  await inspector.getByLabel("Only when it carries this run's offer code").check();
+  await inspector.getByLabel("Only when it redeems this run's offer code").check();
 
   await drop(page, "webhook", 700, 450);
   await inspector.getByLabel("URL").fill("https://crm.example.com/remind");

@@ -26,6 +26,7 @@ async fn source(ctx: &Ctx) -> String {
         event_id: "$.id".into(),
         timestamp: None,
         profile: vec![ProfileField { attribute: "email".into(), path: "$.customer.email".into() }],
+        offer_code: Some("$.coupon".into()),
     };
     let input = service::sources::NewSourceInput { name: "Shop", slug: "shop", mapping: &mapping };
     service::sources::create(ctx, &Actor::system(), input).await.unwrap().secret
@@ -99,9 +100,19 @@ async fn abandoned_carts_checkout_in_time_or_get_an_offer_an_alert_and_convert_o
         assert_eq!(count(&db, "select count(*) from offer").await, 1);
         assert_eq!(count(&db, "select count(*) from action").await, 2);
 
-        // Bob orders with the code: the run converts.
+        // The code in a field the source's mapping does not name for it (a
+        // note, a list of promotions) redeems nothing and converts nothing.
+        clock.set(T0 + 40 * MIN);
+        let carried = json!({ "id": "e3b", "type": "order_completed", "customer": bob,
+            "note": code, "order": { "promotions": [code.to_lowercase()] } });
+        post(carried).await;
+        ctx.engine.tick().await.unwrap();
+        assert_eq!(text(&db, "select status from run where customer_id = 'bob'").await, "waiting");
+        assert_eq!(count(&db, "select count(*) from offer where redeemed_at is null").await, 1);
+
+        // Bob orders with the code where the mapping reads it: the run converts.
         clock.set(T0 + 50 * MIN);
-        post(json!({ "id": "e4", "type": "order_completed", "customer": bob, "order": { "coupon": code } })).await;
+        post(json!({ "id": "e4", "type": "order_completed", "customer": bob, "coupon": code })).await;
         ctx.engine.tick().await.unwrap();
         assert_eq!(text(&db, "select status from run where customer_id = 'bob'").await, "converted");
         assert_eq!(
@@ -486,7 +497,7 @@ async fn a_high_value_transaction_alerts_an_advisor_and_offers_a_code_that_redee
 
         // Ana accepts with her code: her run converts and the code is used.
         clock.set(T0 + 60 * MIN);
-        let accept = json!({ "id": "a1", "type": "offer_accepted", "customer": { "id": "ana" }, "code": ana_code });
+        let accept = json!({ "id": "a1", "type": "offer_accepted", "customer": { "id": "ana" }, "coupon": ana_code });
         assert_eq!(send(&app, hook("shop", &secret, &accept.to_string())).await.status, StatusCode::ACCEPTED);
         ctx.engine.tick().await.unwrap();
         let converted = common::api(&app, Method::GET, "/api/v1/runs?status=converted", &editor, None).await.json();
@@ -653,6 +664,7 @@ async fn profile_updates_delays_conditions_and_splits_run_end_to_end() {
                 attribute: "tier".into(),
                 path: "$.customer.tier".into(),
             }],
+            offer_code: None,
         };
         let input = service::sources::NewSourceInput { name: "Billing", slug: "billing", mapping: &mapped };
         let billing = service::sources::create(&ctx, &Actor::system(), input).await.unwrap().secret;
@@ -973,6 +985,7 @@ async fn a_trigger_limited_to_a_source_created_after_publishing_fires() {
             event_id: "$.id".into(),
             timestamp: None,
             profile: vec![],
+            offer_code: None,
         };
         let input = service::sources::NewSourceInput { name: "Tills", slug: "pos", mapping: &mapping };
         let pos = service::sources::create(&ctx, &Actor::system(), input).await.unwrap().secret;

@@ -360,6 +360,30 @@ async fn sources_are_validated_and_only_editors_change_them() {
         .await;
         assert_eq!(bad_path.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(bad_path.json["detail"].as_str().unwrap().starts_with("mapping.event_id:"));
+        let mut bad = shop_mapping();
+        bad["offer_code"] = json!("$.order[");
+        let bad_code = api(
+            &app,
+            Method::POST,
+            "/api/v1/sources",
+            &editor,
+            Some(json!({ "name": "X", "slug": "x", "mapping": bad })),
+        )
+        .await;
+        assert_eq!(bad_code.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(bad_code.json["detail"].as_str().unwrap().starts_with("mapping.offer_code:"), "{}", bad_code.json);
+        // Nudge's own records come from `nudge`: no source may pass for it.
+        let reserved = api(
+            &app,
+            Method::POST,
+            "/api/v1/sources",
+            &editor,
+            Some(json!({ "name": "Forger", "slug": "nudge", "mapping": shop_mapping() })),
+        )
+        .await;
+        assert_eq!(reserved.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let detail = reserved.json["detail"].as_str().unwrap();
+        assert!(detail.starts_with("slug:") && detail.contains("reserved"), "{detail}");
         let missing =
             api(&app, Method::POST, "/api/v1/sources", &editor, Some(json!({ "name": "X", "slug": "x" }))).await;
         assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);

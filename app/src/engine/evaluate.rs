@@ -198,7 +198,17 @@ impl Evaluator {
             .await
             .context("Loading sources.")?
             .into_iter()
-            .map(|s| (s.source_id, s.slug))
+            .map(|s| {
+                // A source made before the slug was reserved must not pass for
+                // Nudge's own records: the core sees it by its id instead.
+                if s.slug == eval::NUDGE_SOURCE {
+                    tracing::warn!(source = %s.source_id, "A source has the reserved slug 'nudge'; its events cannot redeem offers through it. Rename it.");
+                    let id = s.source_id.clone();
+                    (s.source_id, id)
+                } else {
+                    (s.source_id, s.slug)
+                }
+            })
             .collect();
         Ok(())
     }
@@ -213,6 +223,7 @@ impl Evaluator {
             at: e.occurred_at,
             accepted_at: e.received_at,
             payload: e.parsed.clone(),
+            offer_code: e.offer_code.clone(),
         }
     }
 
@@ -248,6 +259,7 @@ impl Evaluator {
                     at: row.occurred_at,
                     accepted_at: row.received_at,
                     payload,
+                    offer_code: row.offer_code.clone(),
                 }),
                 Err(err) => tracing::warn!(event = %row.event_id, error = %err, "A queued event is not JSON; skipped."),
             }
@@ -602,7 +614,8 @@ impl Evaluator {
         if event.source == eval::NUDGE_SOURCE {
             return;
         }
-        for offer in offers.iter_mut().filter(|o| crate::workflow::offer::carries_code(&event.payload, &o.code)) {
+        for offer in offers.iter_mut().filter(|o| crate::workflow::offer::redeems(event.offer_code.as_deref(), &o.code))
+        {
             let state = CodeState {
                 code: &offer.code,
                 expires_at: offer.expires_at,

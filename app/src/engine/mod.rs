@@ -494,6 +494,7 @@ impl Task {
             payload: payload.to_string(),
             parsed: payload,
             profile: serde_json::Map::new(),
+            offer_code: Some(row.code.clone()),
             replay_of: None,
         };
         self.pending_redemption = Some((row.code.clone(), by.to_string()));
@@ -588,6 +589,7 @@ fn announce_events(live: &Live, writes: &[Write], written: &[Written]) {
                     occurred_at: e.occurred_at,
                     received_at: e.received_at,
                     payload: e.parsed.clone(),
+                    offer_code: e.offer_code.clone(),
                 },
             );
         }

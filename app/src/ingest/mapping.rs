@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Where a source's fields are in each payload. Paths look like `$.type`,
 /// `data.customer.id` or `items[0].sku` (the leading `$.` is optional).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Mapping {
     /// Path of the event name, e.g. `$.type`.
@@ -21,6 +21,11 @@ pub struct Mapping {
     /// Profile attributes set from each event: attribute name → path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profile: Vec<ProfileField>,
+    /// Path of an offer code the event redeems, e.g. `$.order.coupon`. Only a
+    /// code at this path redeems (a code elsewhere in the payload does not);
+    /// without it, this source's events redeem nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_code: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +132,8 @@ pub struct Mapped {
     pub occurred_at: Option<i64>,
     /// Attribute name → value, for the customer's profile.
     pub profile: serde_json::Map<String, Value>,
+    /// The offer code the event redeems, when the mapping names its path.
+    pub offer_code: Option<String>,
 }
 
 /// Why a payload could not be mapped: names the path, for the sender to fix.
@@ -150,6 +157,7 @@ pub struct CompiledMapping {
     event_id: Path,
     timestamp: Option<Path>,
     profile: Vec<(String, Path)>,
+    offer_code: Option<Path>,
 }
 
 impl Mapping {
@@ -183,6 +191,12 @@ impl Mapping {
                 .map(|t| p("timestamp", "Event time", t))
                 .transpose()?,
             profile,
+            offer_code: self
+                .offer_code
+                .as_deref()
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| p("offer_code", "Offer code", t))
+                .transpose()?,
         })
     }
 }
@@ -336,6 +350,9 @@ impl CompiledMapping {
             };
             path.set(&mut v, Value::String(example));
         }
+        if let Some(path) = &self.offer_code {
+            path.set(&mut v, Value::String("TEST-CODE".into()));
+        }
         v
     }
 
@@ -366,7 +383,13 @@ impl CompiledMapping {
                 profile.insert(attribute.clone(), v.clone());
             }
         }
-        Ok(Mapped { event_name, customer_id, event_id, occurred_at, profile })
+        // A code is text or a number; anything else (or nothing) redeems nothing.
+        let offer_code = self.offer_code.as_ref().and_then(|path| match path.get(payload)? {
+            Value::String(s) if !s.trim().is_empty() && s.len() <= 256 => Some(s.trim().to_string()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+        Ok(Mapped { event_name, customer_id, event_id, occurred_at, profile, offer_code })
     }
 }
 
@@ -385,6 +408,7 @@ mod tests {
                 ProfileField { attribute: "email".into(), path: "$.data.customer.email".into() },
                 ProfileField { attribute: "first_sku".into(), path: "$.data.items[0].sku".into() },
             ],
+            offer_code: Some("$.data.coupon".into()),
         }
     }
 
@@ -402,6 +426,27 @@ mod tests {
         assert_eq!(got.occurred_at, Some(parse_rfc3339("2026-11-27T11:00:00.250Z").unwrap()));
         assert_eq!(got.profile["email"], "ana@example.com");
         assert_eq!(got.profile["first_sku"], "TEE-1");
+        assert_eq!(got.offer_code, None, "no code at the offer-code path");
+    }
+
+    #[test]
+    fn the_offer_code_is_read_at_its_path_only() {
+        let m = shop_mapping().compile().unwrap();
+        let base = json!({ "id": "e", "type": "order_completed", "data": { "customer": { "id": "c" } } });
+        let with = |data: Value| {
+            let mut p = base.clone();
+            p["data"].as_object_mut().unwrap().extend(data.as_object().unwrap().clone());
+            m.apply(&p).unwrap().offer_code
+        };
+        assert_eq!(with(json!({ "coupon": " CART-1 " })), Some("CART-1".into()));
+        assert_eq!(with(json!({ "coupon": 1234 })), Some("1234".into()));
+        assert_eq!(with(json!({ "note": "CART-1", "coupons": ["CART-1"] })), None, "elsewhere is not a redemption");
+        assert_eq!(with(json!({ "coupon": "" })), None);
+        assert_eq!(with(json!({ "coupon": { "code": "CART-1" } })), None);
+        let bad = Mapping { offer_code: Some("$.a[".into()), ..shop_mapping() };
+        assert_eq!(bad.compile().unwrap_err().0, "mapping.offer_code");
+        let sample = m.sample("1", 0);
+        assert_eq!(m.apply(&sample).unwrap().offer_code, Some("TEST-CODE".into()));
     }
 
     #[test]

@@ -1532,8 +1532,9 @@ fn GoalCodeCheckbox(ed: Ed, node: String) -> impl IntoView {
                     });
                 }
             />
-            "Only when it carries this run's offer code"
+            "Only when it redeems this run's offer code"
         </label>
+        <p class="hint">"The code is read where the event's source mapping says (Sources → Offer code redeemed), or comes from an API redemption."</p>
     }
 }
 

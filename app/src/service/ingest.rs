@@ -318,6 +318,7 @@ pub(crate) fn prepare(
                 payload: item.to_string(),
                 parsed: item,
                 profile: m.profile,
+                offer_code: m.offer_code,
                 replay_of,
             });
             (write, (Some(sender_id), None))

@@ -26,12 +26,22 @@ fn check_name(name: &str) -> AppResult<String> {
     Ok(name.to_string())
 }
 
+/// Slugs a source may not take: Nudge's own records use them, and a source
+/// with one could forge them (an API redemption converts runs).
+pub const RESERVED_SLUGS: &[&str] = &[crate::workflow::eval::NUDGE_SOURCE];
+
 /// Slugs are the webhook's URL segment: lower-case letters, digits, `-` and `_`.
 pub fn check_slug(slug: &str) -> AppResult<String> {
     let slug = slug.trim();
     let ok = (1..=64).contains(&slug.len())
         && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         && slug.as_bytes()[0].is_ascii_alphanumeric();
+    if ok && RESERVED_SLUGS.contains(&slug) {
+        return Err(AppError::invalid(
+            "slug",
+            format!("'{slug}' is reserved for Nudge's own events (API redemptions); choose another, e.g. {slug}-shop."),
+        ));
+    }
     if ok {
         Ok(slug.to_string())
     } else {

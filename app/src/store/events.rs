@@ -20,6 +20,8 @@ pub struct NewEvent {
     pub parsed: serde_json::Value,
     /// Profile attributes to merge into the customer.
     pub profile: serde_json::Map<String, serde_json::Value>,
+    /// The offer code the event redeems (from the mapping's offer-code path).
+    pub offer_code: Option<String>,
     /// The dead letter this event replays, marked replayed in the same transaction.
     pub replay_of: Option<String>,
 }
@@ -193,13 +195,13 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, writes: &[Write]) -> 
         // 2. The new events (the engine evaluates them in this same transaction).
         for chunk in fresh.chunks(CHUNK) {
             let sql = format!(
-                "insert into event (event_id, source_id, external_id, name, customer_id, occurred_at, received_at, payload) values {}",
-                values(db, chunk.len(), 8)
+                "insert into event (event_id, source_id, external_id, name, customer_id, occurred_at, received_at, payload, offer_code) values {}",
+                values(db, chunk.len(), 9)
             );
             let mut q = sqlx::query(&sql);
             for (_, e) in chunk {
                 q = q.bind(&e.event_id).bind(&e.source_id).bind(&e.external_id).bind(&e.name)
-                    .bind(&e.customer_id).bind(e.occurred_at).bind(e.received_at).bind(&e.payload);
+                    .bind(&e.customer_id).bind(e.occurred_at).bind(e.received_at).bind(&e.payload).bind(&e.offer_code);
             }
             q.execute(&mut *tx).await?;
         }
@@ -306,6 +308,7 @@ pub struct EventRow {
     pub occurred_at: i64,
     pub received_at: i64,
     pub payload: String,
+    pub offer_code: Option<String>,
 }
 
 impl EventRow {
@@ -320,11 +323,13 @@ impl EventRow {
             received_at: self.received_at,
             // Stored from parsed JSON, so it parses; a hand-edited row shows as text.
             payload: serde_json::from_str(&self.payload).unwrap_or(serde_json::Value::String(self.payload.clone())),
+            offer_code: self.offer_code.clone(),
         }
     }
 }
 
-const EVENT_COLUMNS: &str = "event_id, source_id, external_id, name, customer_id, occurred_at, received_at, payload";
+const EVENT_COLUMNS: &str =
+    "event_id, source_id, external_id, name, customer_id, occurred_at, received_at, payload, offer_code";
 
 enum Arg {
     Text(String),

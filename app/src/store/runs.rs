@@ -49,7 +49,7 @@ pub struct ActiveVersion {
 /// The oldest events not yet run, at most `limit`, in arrival order.
 pub async fn queued_events(db: &Db, limit: i64) -> sqlx::Result<Vec<EventRow>> {
     let sql = "select e.event_id, e.source_id, e.external_id, e.name, e.customer_id, e.occurred_at, e.received_at, \
-               e.payload from work_item w join event e on e.event_id = w.event_id order by w.event_id limit $1";
+               e.payload, e.offer_code from work_item w join event e on e.event_id = w.event_id order by w.event_id limit $1";
     with_pool!(db, p => sqlx::query_as::<_, EventRow>(sql).bind(limit).fetch_all(p).await)
 }
 

@@ -34,6 +34,11 @@ pub struct EventData {
     #[serde(default)]
     pub accepted_at: i64,
     pub payload: Value,
+    /// The offer code the event redeems: read at the path its source's mapping
+    /// names, or Nudge's own record of an API redemption. Nothing else in a
+    /// payload redeems.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_code: Option<String>,
 }
 
 impl EventData {
@@ -672,7 +677,7 @@ impl<'w> Runner<'w> {
         self.state
             .offer
             .as_ref()
-            .is_some_and(|o| o.expires_at > self.now && super::offer::carries_code(&event.payload, &o.code))
+            .is_some_and(|o| o.expires_at > self.now && super::offer::redeems(event.offer_code.as_deref(), &o.code))
     }
 
     fn render(&self, template: &str, mode: Mode) -> String {
@@ -889,6 +894,7 @@ mod tests {
             at: T0,
             accepted_at: T0,
             payload,
+            offer_code: None,
         }
     }
 
@@ -998,7 +1004,14 @@ mod tests {
         let waiting = advance(&w, &fired.state, Input::Event(&without_code), &ctx(T0 + 40 * MIN));
         assert_eq!(waiting.state.status, RunStatus::Waiting, "the goal wants the offer's code");
 
-        let redeemed = event("e5", "order_completed", "ana", json!({ "order": { "coupons": [code.to_lowercase()] } }));
+        // The code somewhere in the payload is not a redemption: only the
+        // event's own offer code (the source mapping's path) is.
+        let carried = event("e5", "order_completed", "ana", json!({ "order": { "coupons": [code.clone()] } }));
+        let still = advance(&w, &waiting.state, Input::Event(&carried), &ctx(T0 + 45 * MIN));
+        assert_eq!(still.state.status, RunStatus::Waiting, "a code in an arbitrary field redeems nothing");
+
+        let mut redeemed = event("e5", "order_completed", "ana", json!({ "order": { "coupon": "x" } }));
+        redeemed.offer_code = Some(code.to_lowercase());
         let converted = advance(&w, &waiting.state, Input::Event(&redeemed), &ctx(T0 + 50 * MIN));
         assert_eq!(converted.state.status, RunStatus::Converted);
         assert_eq!(converted.state.at, None);
@@ -1017,13 +1030,15 @@ mod tests {
         // window is the same 24 hours, so move the goal's deadline out of the way).
         let mut late_state = fired.state.clone();
         late_state.wake_at = Some(expires + 60 * MIN);
-        let order = event("e5", "order_completed", "ana", json!({ "coupon": code }));
+        let mut order = event("e5", "order_completed", "ana", json!({}));
+        order.offer_code = Some(code.clone());
         let late = advance(&w, &late_state, Input::Event(&order), &ctx(expires + MIN));
         assert_eq!(late.state.status, RunStatus::Waiting, "an expired code is no conversion");
 
         // Nudge's record of an API redemption converts the run at the goal.
         let mut api = event("e6", OFFER_REDEEMED, "ana", json!({ "code": code, "by": "shop backend" }));
         api.source = NUDGE_SOURCE.into();
+        api.offer_code = Some(code.clone());
         let converted = advance(&w, &fired.state, Input::Event(&api), &ctx(T0 + 40 * MIN));
         assert_eq!(converted.state.status, RunStatus::Converted);
         // From a sender's source the same name is just an event.

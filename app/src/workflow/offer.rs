@@ -2,7 +2,6 @@
 //! REST redemption and the backtest all ask here; the store only writes.
 
 use super::describe::format_ms;
-use serde_json::Value;
 
 /// An issued code as redemption sees it.
 #[derive(Debug, Clone, Copy)]
@@ -39,15 +38,11 @@ pub fn redeemable(offer: CodeState<'_>, now: i64) -> Result<(), Refusal> {
     }
 }
 
-/// Whether an event's payload carries `code` anywhere (any field, any depth,
-/// any letter case): a shop may put coupons wherever its order format does.
-pub fn carries_code(payload: &Value, code: &str) -> bool {
-    match payload {
-        Value::String(s) => s.trim().eq_ignore_ascii_case(code),
-        Value::Array(items) => items.iter().any(|i| carries_code(i, code)),
-        Value::Object(map) => map.values().any(|i| carries_code(i, code)),
-        _ => false,
-    }
+/// Whether an event's offer code (the one its source's mapping reads, or an
+/// API redemption's) is `code`. Letter case does not matter: people retype
+/// codes. A code anywhere else in a payload is not a redemption.
+pub fn redeems(event_code: Option<&str>, code: &str) -> bool {
+    event_code.is_some_and(|c| c.trim().eq_ignore_ascii_case(code))
 }
 
 #[cfg(test)]
@@ -63,5 +58,13 @@ mod tests {
         let refusal = redeemable(used, 600).unwrap_err();
         assert_eq!(refusal, Refusal::AlreadyRedeemed { at: 500, by: "shop".into() });
         assert_eq!(refusal.detail("CART-1"), "CART-1 was already redeemed on 1970-01-01 00:00 UTC by shop");
+    }
+
+    #[test]
+    fn only_the_events_own_code_redeems_in_any_letter_case() {
+        assert!(redeems(Some("cart-1"), "CART-1"));
+        assert!(redeems(Some(" CART-1 "), "CART-1"));
+        assert!(!redeems(Some("CART-2"), "CART-1"));
+        assert!(!redeems(None, "CART-1"));
     }
 }
