@@ -994,3 +994,53 @@ async fn a_trigger_limited_to_a_source_created_after_publishing_fires() {
         assert_eq!(text(&db, "select customer_id from run").await, "bob");
     }
 }
+
+/// Archiving a workflow ends the runs it has waiting, each with the reason in
+/// its trace, in the same transaction: no timer of theirs fires afterwards.
+#[tokio::test]
+async fn archiving_a_workflow_cancels_its_waiting_runs_with_the_reason() {
+    use axum::http::Method;
+    for db in testing::all().await {
+        let clock = Arc::new(ManualClock::default());
+        clock.set(T0);
+        let ctx = Ctx::with_clock(db.clone(), Default::default(), clock.clone());
+        let app = router(&ctx);
+        let secret = source(&ctx).await;
+        let editor = common::key(&db, app::model::Role::Editor).await;
+        let workflow_id = publish_template(&ctx, "abandoned_cart").await;
+        let cart = |id: &str, who: &str| json!({ "id": id, "type": "cart_updated", "customer": { "id": who }, "cart": { "id": who, "value": 500 } });
+        let checkout =
+            json!({ "id": "a2", "type": "checkout_started", "customer": { "id": "ana" }, "cart": { "id": "ana" } });
+        let batch = json!([cart("a1", "ana"), checkout, cart("b1", "bob"), cart("c1", "cy")]);
+        assert_eq!(send(&app, hook("shop", &secret, &batch.to_string())).await.status, StatusCode::ACCEPTED);
+        assert_eq!(count(&db, "select count(*) from run where status = 'waiting'").await, 2);
+
+        clock.set(T0 + 5 * MIN);
+        let uri = format!("/api/v1/workflows/{workflow_id}");
+        let archived = common::api(&app, Method::DELETE, &uri, &editor, None).await;
+        assert!(archived.status.is_success(), "{}", archived.body);
+        assert_eq!(count(&db, "select count(*) from run where status = 'waiting'").await, 0);
+        assert_eq!(count(&db, "select count(*) from run where status = 'cancelled' and wake_at is null").await, 2);
+        assert_eq!(text(&db, "select status from run where customer_id = 'ana'").await, "completed", "ended runs stay");
+        let why = text(
+            &db,
+            "select s.detail from run_step s join run r on r.run_id = s.run_id \
+             where r.customer_id = 'bob' and s.outcome = 'cancelled'",
+        )
+        .await;
+        assert!(why.contains("archived"), "{why}");
+        let listed = common::api(&app, Method::GET, "/api/v1/runs?status=cancelled", &editor, None).await.json();
+        assert_eq!(listed["items"].as_array().map(Vec::len), Some(2), "{listed}");
+        let bad = common::api(&app, Method::GET, "/api/v1/runs?status=paused", &editor, None).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+
+        // The wait's deadline passes: nothing fires; new carts start nothing.
+        clock.set(T0 + 31 * MIN);
+        ctx.engine.tick().await.unwrap();
+        assert_eq!(count(&db, "select count(*) from offer").await, 0);
+        assert_eq!(count(&db, "select count(*) from alert").await, 0);
+        let later = json!([cart("d1", "dee")]);
+        assert_eq!(send(&app, hook("shop", &secret, &later.to_string())).await.status, StatusCode::ACCEPTED);
+        assert_eq!(count(&db, "select count(*) from run").await, 3);
+    }
+}

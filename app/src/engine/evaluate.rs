@@ -168,6 +168,13 @@ impl Default for Evaluator {
 }
 
 impl Evaluator {
+    /// A step number no earlier step of any run has (for steps written
+    /// outside evaluation, such as an archive's cancellations).
+    pub fn next_seq(&mut self) -> i64 {
+        self.seq += 1;
+        self.seq
+    }
+
     /// Reloads the published versions when `changes` moved since the last load.
     pub async fn refresh(&mut self, db: &Db, changes: u64) -> anyhow::Result<()> {
         if self.published_at == Some(changes) {
@@ -581,6 +588,8 @@ impl Evaluator {
             eval::RunStatus::Completed => Some(metric::RUNS_COMPLETED),
             eval::RunStatus::Converted => Some(metric::RUNS_CONVERTED),
             eval::RunStatus::Failed => Some(metric::RUNS_FAILED),
+            // Only archiving cancels, outside evaluation.
+            eval::RunStatus::Cancelled => None,
         };
         if let Some(m) = ended.filter(|_| starting || run.state.status == eval::RunStatus::Waiting) {
             batch.tally.add_both(m, &workflow_id, "", at);

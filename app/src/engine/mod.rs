@@ -75,6 +75,7 @@ type IngestReply = oneshot::Sender<Result<Vec<Written>, ()>>;
 enum Job {
     Ingest { writes: Vec<Write>, reply: IngestReply },
     Redeem { code: String, by: String, reply: oneshot::Sender<AppResult<()>> },
+    Archive { workflow_id: String, by: String, reply: oneshot::Sender<AppResult<usize>> },
     Tick { reply: oneshot::Sender<usize> },
 }
 
@@ -83,6 +84,7 @@ impl std::fmt::Debug for Job {
         match self {
             Job::Ingest { writes, .. } => write!(f, "Ingest({} writes)", writes.len()),
             Job::Redeem { code, .. } => write!(f, "Redeem({code})"),
+            Job::Archive { workflow_id, .. } => write!(f, "Archive({workflow_id})"),
             Job::Tick { .. } => f.write_str("Tick"),
         }
     }
@@ -145,6 +147,14 @@ impl Engine {
     pub async fn redeem(&self, code: &str, by: &str) -> AppResult<()> {
         let (reply, answer) = oneshot::channel();
         self.send(Job::Redeem { code: code.to_string(), by: by.to_string(), reply }).await?;
+        answer.await.map_err(|_| AppError::Internal)?
+    }
+
+    /// Archives a workflow and cancels its waiting runs (each with the reason
+    /// in its trace) in one transaction; returns how many runs it cancelled.
+    pub async fn archive(&self, workflow_id: &str, by: &str) -> AppResult<usize> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Archive { workflow_id: workflow_id.to_string(), by: by.to_string(), reply }).await?;
         answer.await.map_err(|_| AppError::Internal)?
     }
 
@@ -267,6 +277,9 @@ impl Task {
                 Job::Tick { reply } => ticks.push(reply),
                 Job::Redeem { code, by, reply } => {
                     let _ = reply.send(self.redeem(&code, &by).await);
+                }
+                Job::Archive { workflow_id, by, reply } => {
+                    let _ = reply.send(self.archive(&workflow_id, &by).await);
                 }
             }
         }
@@ -511,6 +524,57 @@ impl Task {
         }
     }
 
+    /// Archives `workflow_id` and ends its waiting runs as the core says, in
+    /// one transaction: after the answer no run of it waits, and its timers
+    /// are gone with them.
+    async fn archive(&mut self, workflow_id: &str, by: &str) -> AppResult<usize> {
+        let now = self.now();
+        let ending = eval::archived(by);
+        let seq = self.evaluator.next_seq();
+        let db = &self.parts.db;
+        let turn = self.parts.signals.write_turn(db).await;
+        let result: sqlx::Result<Option<Vec<store::runs::EndedRun>>> = async {
+            let mut tx = group::Tx::begin(db).await?;
+            let status = crate::model::WorkflowStatus::Archived.as_str();
+            if !store::workflows::set_status_in(&mut tx, workflow_id, status, by, now).await? {
+                return Ok(None);
+            }
+            let ended = store::runs::end_waiting(&mut tx, workflow_id, &ending, seq, now).await?;
+            tx.commit().await?;
+            Ok(Some(ended))
+        }
+        .await;
+        drop(turn);
+        let ended = result?.ok_or_else(|| AppError::NotFound(format!("No workflow '{workflow_id}'.")))?;
+        self.parts.signals.workflows_changed();
+        self.next_due = None;
+        let live = &self.parts.live;
+        if live.wanted() {
+            for r in &ended {
+                live.publish(
+                    "runs",
+                    crate::model::Run {
+                        run_id: r.run_id.clone(),
+                        workflow_id: workflow_id.to_string(),
+                        version: r.version,
+                        customer_id: r.customer_id.clone(),
+                        status: ending.status.as_str().to_string(),
+                        at_node: r.at_node.clone(),
+                        wake_at: None,
+                        trigger_event_id: r.trigger_event_id.clone(),
+                        started_at: r.started_at,
+                        updated_at: now,
+                        ended_at: Some(now),
+                        workflow_name: None,
+                        waiting_for: None,
+                        action_health: Default::default(),
+                    },
+                );
+            }
+        }
+        Ok(ended.len())
+    }
+
     /// Tells the delivery worker, the counters and the live feed what a
     /// commit did, from what the commit holds: no reads, one serialisation
     /// per message.
@@ -552,7 +616,7 @@ impl Task {
 fn job_size(job: &Job) -> usize {
     match job {
         Job::Ingest { writes, .. } => writes.len(),
-        Job::Redeem { .. } | Job::Tick { .. } => 1,
+        Job::Redeem { .. } | Job::Archive { .. } | Job::Tick { .. } => 1,
     }
 }
 

@@ -200,6 +200,7 @@ pub fn RunsPage() -> impl IntoView {
                         <option value="completed">"Completed"</option>
                         <option value="converted">"Converted"</option>
                         <option value="failed">"Failed"</option>
+                        <option value="cancelled">"Cancelled"</option>
                     </select>
                 </label>
                 <label>

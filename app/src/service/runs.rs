@@ -7,12 +7,17 @@ use crate::error::{AppError, AppResult};
 use crate::model::{Alert, Offer, Page, Role, Run, RunAction, RunDetail};
 use crate::store::runs::{ActionsFilter, RunQuery};
 use crate::store::{self, page_limit};
+use crate::workflow::eval::RunStatus;
 use crate::workflow::status::{ActionStatus, WEBHOOK_KIND};
 use std::collections::HashMap;
 
-/// `running` is an alias of `waiting`: a run is evaluated within
-/// milliseconds of its input, so between steps every unfinished run waits.
-const RUN_STATUSES: [&str; 5] = ["running", "waiting", "completed", "converted", "failed"];
+/// The core's run status a filter names; `running` is an alias of `waiting`:
+/// a run is evaluated in the commit of its input, so between steps every
+/// unfinished run waits.
+fn run_status(name: &str) -> AppResult<RunStatus> {
+    let name = if name == "running" { "waiting" } else { name };
+    name.parse::<RunStatus>().map_err(|e| AppError::invalid("status", format!("{e} (or running).")))
+}
 
 fn check_choice(field: &str, value: Option<&str>, allowed: &[&str]) -> AppResult<()> {
     match value {
@@ -41,10 +46,9 @@ pub async fn list_runs(
     limit: Option<i64>,
 ) -> AppResult<Page<Run>> {
     actor.require(Role::Viewer)?;
-    check_choice("status", filter.status.as_deref(), &RUN_STATUSES)?;
+    let status = filter.status.as_deref().map(run_status).transpose()?.map(RunStatus::as_str);
     check_choice("actions", filter.actions.as_deref(), &ActionsFilter::NAMES)?;
     let limit = page_limit(limit);
-    let status = filter.status.as_deref().map(|s| if s == "running" { "waiting" } else { s });
     let query = RunQuery {
         workflow_id: filter.workflow.as_deref(),
         status,

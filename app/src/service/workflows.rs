@@ -216,9 +216,8 @@ pub async fn duplicate(ctx: &Ctx, actor: &Actor, workflow_id: &str) -> AppResult
 /// Archives: the workflow stops running and leaves the list; versions stay readable.
 pub async fn archive(ctx: &Ctx, actor: &Actor, workflow_id: &str) -> AppResult<()> {
     let current = editable(ctx, actor, workflow_id).await?;
-    store::workflows::set_status(&ctx.db, &current.workflow_id, WorkflowStatus::Archived.as_str(), &by(actor)).await?;
-    ctx.signals.workflows_changed();
-    tracing::info!(workflow = %workflow_id, "Workflow archived.");
+    let cancelled = ctx.engine.archive(&current.workflow_id, &by(actor)).await?;
+    tracing::info!(workflow = %workflow_id, cancelled_runs = cancelled, "Workflow archived.");
     Ok(())
 }
 

@@ -881,3 +881,39 @@ pub async fn recent_at_node(db: &Db, workflow_id: &str, node: &str, limit: i64) 
     );
     with_pool!(db, p => sqlx::query_as::<_, RunRow>(&sql).bind(workflow_id).bind(node).bind(limit).fetch_all(p).await)
 }
+
+/// A run `end_waiting` ended, for the live feed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EndedRun {
+    pub run_id: String,
+    pub version: i64,
+    pub customer_id: String,
+    pub at_node: Option<String>,
+    pub trigger_event_id: String,
+    pub started_at: i64,
+}
+
+/// Ends every run of `workflow_id` still waiting as the core's `ending` says,
+/// each with a last trace step at `seq`, inside the caller's transaction: two
+/// set-based statements, however many runs wait. Returns the runs it ended.
+pub async fn end_waiting(
+    tx: &mut super::group::Tx<'_>,
+    workflow_id: &str,
+    ending: &crate::workflow::eval::Ending,
+    seq: i64,
+    now: i64,
+) -> sqlx::Result<Vec<EndedRun>> {
+    let step = "insert into run_step (run_id, seq, node, outcome, detail, at) \
+                select run_id, $1, coalesce(at_node, ''), $2, $3, $4 from run where workflow_id = $5 and status = 'waiting'";
+    let end = "update run set status = $1, wake_at = null, updated_at = $2, ended_at = $2 \
+               where workflow_id = $3 and status = 'waiting' \
+               returning run_id, version, customer_id, at_node, trigger_event_id, started_at";
+    crate::with_tx!(tx, tx => {
+        sqlx::query(step)
+            .bind(seq).bind(ending.outcome).bind(&ending.detail).bind(now).bind(workflow_id)
+            .execute(&mut *tx).await?;
+        sqlx::query_as::<_, EndedRun>(end)
+            .bind(ending.status.as_str()).bind(now).bind(workflow_id)
+            .fetch_all(&mut *tx).await
+    })
+}

@@ -104,6 +104,21 @@ pub async fn set_status(db: &Db, workflow_id: &str, status: &str, by: &str) -> s
     Ok(execute!(db, sqlx::query(sql).bind(status).bind(by).bind(now_ms()).bind(workflow_id))? == 1)
 }
 
+/// `set_status` inside the caller's transaction (archiving, with the runs it ends).
+pub async fn set_status_in(
+    tx: &mut super::group::Tx<'_>,
+    workflow_id: &str,
+    status: &str,
+    by: &str,
+    now: i64,
+) -> sqlx::Result<bool> {
+    let sql = "update workflow set status = $1, updated_by = $2, updated_at = $3 where workflow_id = $4";
+    let done = crate::with_tx!(tx, tx => {
+        sqlx::query(sql).bind(status).bind(by).bind(now).bind(workflow_id).execute(&mut *tx).await?.rows_affected()
+    });
+    Ok(done == 1)
+}
+
 /// Publishes `definition` as version `version` (the latest + 1) and makes it the
 /// active one, in one transaction, if nobody saved the draft since
 /// `expected_revision`; `Ok(false)` when somebody did. `new_draft` replaces the

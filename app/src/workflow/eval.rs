@@ -60,6 +60,8 @@ pub enum RunStatus {
     Completed,
     Converted,
     Failed,
+    /// Ended from outside: its workflow was archived while it waited.
+    Cancelled,
 }
 
 impl RunStatus {
@@ -73,7 +75,40 @@ impl RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::Converted => "converted",
             RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
         }
+    }
+
+    /// Every status, in the order people read them (filters, metrics).
+    pub const ALL: [RunStatus; 5] =
+        [RunStatus::Waiting, RunStatus::Completed, RunStatus::Converted, RunStatus::Failed, RunStatus::Cancelled];
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RunStatus::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
+            let names: Vec<&str> = RunStatus::ALL.iter().map(|r| r.as_str()).collect();
+            format!("unknown run status '{s}'; expected {}", names.join(", "))
+        })
+    }
+}
+
+/// How a waiting run ends when its workflow is archived: the status, the
+/// trace step's outcome and its reason. The engine applies it to every run
+/// the workflow still has waiting, in the transaction that archives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    pub status: RunStatus,
+    pub outcome: &'static str,
+    pub detail: String,
+}
+
+pub fn archived(by: &str) -> Ending {
+    Ending {
+        status: RunStatus::Cancelled,
+        outcome: "cancelled",
+        detail: format!("The workflow was archived by {by}; the run will not go on."),
     }
 }
 
