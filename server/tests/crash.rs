@@ -1,17 +1,25 @@
-//! The crash test: the real `nudge` binary takes signed events for a published
-//! workflow, is killed with SIGKILL mid-stream, and restarts. Every event that
-//! got a 202 must be stored and run, and no offer or alert may exist twice.
+//! The crash test: the real `nudge` binary takes signed events, single and in
+//! batches, for twenty published workflows (each event starts a run in every
+//! one of them: twenty runs, offers and alerts in one transaction), and is
+//! killed with SIGKILL mid-stream, five times. Every event that got a 202 must
+//! be stored and evaluated, and no run, offer or alert may exist twice.
 
 #![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
 
 use app::service::signature;
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const EVENTS: usize = 3000;
-const KILL_AFTER: usize = 1200;
+/// Workflows every event starts a run in.
+const WORKFLOWS: usize = 20;
+/// Kills, each after this many more acknowledged events.
+const ROUNDS: usize = 5;
+const ROUND_ACKS: usize = 300;
+/// Events per request of the batch senders.
+const BATCH: usize = 10;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -49,8 +57,46 @@ async fn metric(client: &reqwest::Client, base: &str, name: &str) -> Option<f64>
     text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// Sends signed events until `stop`: single ones, or batches of `BATCH`; the
+/// ids of every event answered 202 go into `acked`.
+fn sender(
+    client: reqwest::Client,
+    base: String,
+    secret: String,
+    batch: usize,
+    next: Arc<AtomicUsize>,
+    acked: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while !stop.load(Ordering::SeqCst) {
+            let first = next.fetch_add(batch, Ordering::SeqCst);
+            let ids: Vec<String> = (first..first + batch).map(|i| format!("tx-{i}")).collect();
+            let events: Vec<Value> = ids
+                .iter()
+                .map(|id| json!({ "id": id, "type": "transaction_completed", "customer": format!("c-{id}"), "amount": 20000, "currency": "EUR" }))
+                .collect();
+            let body = if batch == 1 { events[0].to_string() } else { Value::Array(events).to_string() };
+            let sig = signature::header_value(&secret, app::store::now_ms() / 1000, body.as_bytes());
+            let res = client
+                .post(format!("{base}/hooks/bank"))
+                .header("content-type", "application/json")
+                .header("nudge-signature", sig)
+                .body(body)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await;
+            match res {
+                Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => acked.lock().unwrap().extend(ids),
+                // The server is gone (killed): wait for the round to end.
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_sigkill_mid_stream_loses_no_acknowledged_event_and_duplicates_no_action() {
+async fn sigkills_mid_stream_under_twenty_workflows_lose_no_acknowledged_event_and_duplicate_nothing() {
     let data = std::env::temp_dir().join(format!("nudge-crash-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&data).unwrap();
     let key_out = nudge(&data, 0).args(["api-key", "create", "--name", "crash", "--role", "editor"]).output().unwrap();
@@ -76,66 +122,51 @@ async fn a_sigkill_mid_stream_loses_no_acknowledged_event_and_duplicates_no_acti
     let mapping = json!({ "event_name": "$.type", "customer_id": "$.customer", "event_id": "$.id" });
     let source = post("/sources", json!({ "name": "Bank", "slug": "bank", "mapping": mapping })).await;
     let secret = source["secret"].as_str().unwrap().to_string();
-    let wf = post("/workflows", json!({ "template": "high_value_transaction" })).await;
-    let id = wf["workflow_id"].as_str().unwrap();
-    let published = post(&format!("/workflows/{id}/publish"), Value::Null).await;
-    assert_eq!(published["active_version"], 1, "{published}");
+    for n in 1..=WORKFLOWS {
+        let wf =
+            post("/workflows", json!({ "template": "high_value_transaction", "name": format!("Priority {n}") })).await;
+        let id = wf["workflow_id"].as_str().unwrap();
+        let published = post(&format!("/workflows/{id}/publish"), Value::Null).await;
+        assert_eq!(published["active_version"], 1, "{published}");
+    }
 
-    // 16 senders; each event a different customer, so each starts one run
-    // that raises one alert and issues one offer.
+    // Each event is a different customer, so it starts one run in each
+    // workflow, which raises one alert and issues one offer.
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut senders = Vec::new();
-    for _ in 0..16 {
-        let (acked, next, secret, base, client) =
-            (acked.clone(), next.clone(), secret.clone(), base.clone(), client.clone());
-        senders.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if i >= EVENTS {
-                    return;
-                }
-                let body = json!({ "id": format!("tx-{i}"), "type": "transaction_completed", "customer": format!("c-{i}"), "amount": 20000, "currency": "EUR" }).to_string();
-                let sig = signature::header_value(&secret, app::store::now_ms() / 1000, body.as_bytes());
-                let res = client
-                    .post(format!("{base}/hooks/bank"))
-                    .header("content-type", "application/json")
-                    .header("nudge-signature", sig)
-                    .body(body)
-                    .timeout(Duration::from_secs(5))
-                    .send()
-                    .await;
-                if let Ok(r) = res {
-                    if r.status() == reqwest::StatusCode::ACCEPTED {
-                        acked.lock().unwrap().push(format!("tx-{i}"));
-                    }
-                }
-            }
-        }));
-    }
-    // SIGKILL once enough events are acknowledged; the senders keep going into the void.
-    while acked.lock().unwrap().len() < KILL_AFTER {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    for s in senders {
-        s.await.unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    for round in 1..=ROUNDS {
+        if round > 1 {
+            child = start(&data, port).await;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let senders: Vec<_> = (0..12)
+            .map(|i| {
+                let batch = if i % 3 == 0 { BATCH } else { 1 };
+                sender(client.clone(), base.clone(), secret.clone(), batch, next.clone(), acked.clone(), stop.clone())
+            })
+            .collect();
+        // SIGKILL once enough more events are acknowledged; requests in flight go into the void.
+        let target = acked.lock().unwrap().len() + ROUND_ACKS;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while acked.lock().unwrap().len() < target {
+            assert!(Instant::now() < deadline, "round {round}: too few events acknowledged");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        stop.store(true, Ordering::SeqCst);
+        for s in senders {
+            s.await.unwrap();
+        }
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= KILL_AFTER && acked.len() < EVENTS, "killed mid-stream: {} acknowledged", acked.len());
+    let sent = next.load(Ordering::SeqCst);
+    assert!(acked.len() >= ROUNDS * ROUND_ACKS && acked.len() < sent, "{} of {sent} acknowledged", acked.len());
 
-    // Restart: the executor catches up from the database.
+    // Restart on what the last kill left: it starts, and finds nothing to redo.
     let mut child = start(&data, port).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let backlog = metric(&client, &base, "nudge_executor_backlog_events").await;
-        if backlog == Some(0.0) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the backlog never drained: {backlog:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let backlog = metric(&client, &base, "nudge_executor_backlog_events").await;
+    assert_eq!(backlog, Some(0.0), "a 202 means evaluated: nothing is left for later");
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -154,15 +185,21 @@ async fn a_sigkill_mid_stream_loses_no_acknowledged_event_and_duplicates_no_acti
         let db = db.clone();
         async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&db).await.unwrap() }
     };
-    assert_eq!(one("select count(*) from work_item").await, 0, "every stored event was run");
     let events = one("select count(*) from event").await;
-    assert_eq!(one("select count(*) from run").await, events, "one run per stored event");
-    assert_eq!(one("select count(*) from offer").await, events, "one offer per run");
-    assert_eq!(one("select count(distinct run_id) from offer").await, events, "no run has two offers");
-    assert_eq!(one("select count(*) from alert").await, events, "one alert per run");
-    assert_eq!(one("select count(distinct run_id) from alert").await, events, "no run has two alerts");
+    let w = WORKFLOWS as i64;
+    assert_eq!(one("select count(*) from run").await, events * w, "one run per stored event and workflow");
+    assert_eq!(
+        one("select count(*) from (select 1 from run group by workflow_id, customer_id having count(*) > 1) as twice")
+            .await,
+        0,
+        "no customer has two runs of one workflow"
+    );
+    assert_eq!(one("select count(*) from offer").await, events * w, "one offer per run");
+    assert_eq!(one("select count(distinct run_id) from offer").await, events * w, "no run has two offers");
+    assert_eq!(one("select count(*) from alert").await, events * w, "one alert per run");
+    assert_eq!(one("select count(distinct run_id) from alert").await, events * w, "no run has two alerts");
     eprintln!(
-        "{} of {EVENTS} events acknowledged before SIGKILL; {events} stored and run after the restart.",
+        "{} of {sent} events acknowledged over {ROUNDS} SIGKILLs; {events} stored, each evaluated in {WORKFLOWS} workflows.",
         acked.len()
     );
     db.close().await;
