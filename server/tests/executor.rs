@@ -1044,3 +1044,79 @@ async fn archiving_a_workflow_cancels_its_waiting_runs_with_the_reason() {
         assert_eq!(count(&db, "select count(*) from run").await, 3);
     }
 }
+
+/// Evaluation sees the profile as the event leaves it: the attributes the
+/// source maps from this very event, and from the customer's earlier events
+/// and profile updates in the same group, not the profile before the group.
+#[tokio::test]
+async fn an_events_own_profile_attributes_and_earlier_updates_in_its_group_are_what_evaluation_sees() {
+    use app::workflow::*;
+    let node = |id: &str, x: f64, kind: NodeKind| Node { id: id.into(), x, y: 100.0, kind };
+    let edge = |from: &str, port: &str, to: &str| Edge { from: from.into(), port: port.into(), to: to.into() };
+    let alert = |message: &str| NodeKind::Alert {
+        severity: app::workflow::Severity::Info,
+        message: message.into(),
+        audience: "Team".into(),
+    };
+    // A signup alerts with the email it carries; an order then tags the
+    // customer and a second node reads the tag back.
+    let welcome = Workflow {
+        schema_version: SCHEMA_VERSION,
+        settings: Settings::default(),
+        nodes: vec![
+            node("trigger", 0.0, NodeKind::Trigger { sources: vec![], event: "signed_up".into(), filter: None }),
+            node("hello", 250.0, alert("Welcome {{customer.email}}")),
+            node(
+                "tag",
+                500.0,
+                NodeKind::UpdateProfile {
+                    changes: vec![ProfileChange::Set { attribute: "tier".into(), value: "new".into() }],
+                },
+            ),
+        ],
+        edges: vec![
+            edge("trigger", "next", "hello"),
+            edge("hello", "next", "tag"),
+            edge("tag", "next", app::workflow::validate::END),
+        ],
+    };
+    let orders = Workflow {
+        schema_version: SCHEMA_VERSION,
+        settings: Settings::default(),
+        nodes: vec![
+            node("trigger", 0.0, NodeKind::Trigger { sources: vec![], event: "order_completed".into(), filter: None }),
+            node("seen", 250.0, alert("First order of a {{customer.tier}} customer, {{customer.email}}")),
+        ],
+        edges: vec![edge("trigger", "next", "seen"), edge("seen", "next", app::workflow::validate::END)],
+    };
+    for db in testing::all().await {
+        let clock = Arc::new(ManualClock::default());
+        clock.set(T0);
+        let ctx = Ctx::with_clock(db.clone(), Default::default(), clock.clone());
+        let app = router(&ctx);
+        let secret = source(&ctx).await;
+        for (name, w) in [("Welcome", &welcome), ("Orders", &orders)] {
+            let input = NewWorkflow { name: Some(name.into()), definition: Some(w.clone()), ..Default::default() };
+            let created = service::workflows::create(&ctx, &Actor::system(), input).await.unwrap();
+            service::workflows::publish(&ctx, &Actor::system(), &created.summary.workflow_id).await.unwrap();
+        }
+        let ana = json!({ "id": "ana", "email": "ana@example.com" });
+        let batch = json!([
+            { "id": "s1", "type": "signed_up", "customer": ana },
+            { "id": "o1", "type": "order_completed", "customer": { "id": "ana" } },
+        ]);
+        let r = send(&app, hook("shop", &secret, &batch.to_string())).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        let messages: Vec<String> =
+            app::with_pool!(&db, p => sqlx::query_scalar("select message from alert order by message")
+            .fetch_all(p)
+            .await)
+            .unwrap();
+        assert_eq!(
+            messages,
+            ["First order of a new customer, ana@example.com", "Welcome ana@example.com"],
+            "{}",
+            db.backend()
+        );
+    }
+}

@@ -12,6 +12,7 @@ use crate::store::{self, Db};
 use crate::workflow::aggregate;
 use crate::workflow::eval::{self, Action, Context, EventData, Input, RunState, Step};
 use crate::workflow::offer::CodeState;
+use crate::workflow::profile;
 use crate::workflow::rules::Operand;
 use crate::workflow::status::WEBHOOK_KIND;
 use crate::workflow::Workflow;
@@ -32,7 +33,8 @@ pub const TIMERS_PER_GROUP: i64 = 512;
 #[derive(Debug)]
 struct Known {
     profile: Value,
-    last_seen_at: i64,
+    /// `None` for a customer first seen in this group.
+    last_seen_at: Option<i64>,
 }
 
 /// The group's customers' events that count and sum conditions look at:
@@ -133,6 +135,29 @@ impl Loaded {
     pub fn timers(&self) -> usize {
         self.due.len()
     }
+
+    /// Changes `customer`'s profile as the group sees it (a customer new in
+    /// the group starts empty).
+    fn profile_mut(&mut self, customer: &str, change: impl FnOnce(&mut Value)) {
+        match self.customers.get_mut(customer) {
+            Some(known) => change(&mut known.profile),
+            None => {
+                let mut profile = Value::Object(serde_json::Map::new());
+                change(&mut profile);
+                self.customers.insert(customer.to_string(), Known { profile, last_seen_at: None });
+            }
+        }
+    }
+
+    /// The profile updates a step made, so what follows in the group sees them
+    /// (the store applies the same changes when it writes the step's actions).
+    fn note_changes(&mut self, customer: &str, step: &Step) {
+        for action in &step.actions {
+            if let Action::UpdateProfile { changes, .. } = action {
+                self.profile_mut(customer, |p| profile::apply_changes(p, changes));
+            }
+        }
+    }
 }
 
 /// An event of the group as evaluation takes it: the core's view, and when
@@ -141,6 +166,8 @@ impl Loaded {
 pub struct GroupEvent {
     pub data: EventData,
     pub received_at: i64,
+    /// The profile attributes the source mapped from it (stored with it too).
+    pub profile: serde_json::Map<String, Value>,
 }
 
 /// What the engine keeps between groups: the published versions, the
@@ -287,7 +314,7 @@ impl Evaluator {
         for chunk in ids.chunks(LOOKUP_CHUNK) {
             for c in store::events::customers(db, chunk).await? {
                 let profile = serde_json::from_str::<Value>(&c.attributes).unwrap_or_else(|_| serde_json::json!({}));
-                loaded.customers.insert(c.customer_id, Known { profile, last_seen_at: c.last_seen_at });
+                loaded.customers.insert(c.customer_id, Known { profile, last_seen_at: Some(c.last_seen_at) });
             }
             for o in store::offers::recent_of_customers(db, chunk, now - OFFER_LOOKBACK_MS).await? {
                 loaded.offers_of.entry(o.customer_id.clone()).or_default().push(o);
@@ -375,7 +402,7 @@ impl Evaluator {
         let mut aggregates = Vec::new();
         for operand in workflow.aggregates() {
             let value = match &operand {
-                Operand::LastSeen => known.map(|k| Value::from(k.last_seen_at)),
+                Operand::LastSeen => known.and_then(|k| k.last_seen_at).map(Value::from),
                 Operand::CountInWindow { event, hours } => {
                     let since = store::uuid_v7_floor(aggregate::window_start(now, *hours));
                     Some(Value::from(loaded.windows.get(customer, event, &since).len()))
@@ -416,14 +443,17 @@ impl Evaluator {
             let ctx = self.context(&loaded, &row.customer_id, &workflow, now);
             let step = eval::advance(&workflow, &current.state, Input::Timer, &ctx);
             if step.state != current.state {
+                loaded.note_changes(&row.customer_id, &step);
                 self.record(&mut batch, &mut working, current, step, now, None);
             }
         }
         // Workflows runs may start in (cloned once: recording a step borrows self).
         let active: Vec<Version> = self.published.iter().filter(|v| v.active).cloned().collect();
         let queued = std::mem::take(&mut loaded.queued);
-        let queued: Vec<GroupEvent> =
-            queued.into_iter().map(|data| GroupEvent { received_at: data.accepted(), data }).collect();
+        let queued: Vec<GroupEvent> = queued
+            .into_iter()
+            .map(|data| GroupEvent { received_at: data.accepted(), data, profile: Default::default() })
+            .collect();
         for event in queued.iter().chain(events) {
             if !queued.is_empty() {
                 batch.events_done.push(event.data.id.clone());
@@ -485,6 +515,9 @@ impl Evaluator {
         event: &GroupEvent,
     ) {
         let at = event.received_at;
+        // The profile as this event leaves it: what it maps, on top of what
+        // the customer's earlier events and updates in the group left.
+        loaded.profile_mut(&event.data.customer, |p| profile::merge_mapped(p, &event.profile));
         let event = &event.data;
         loaded.windows.add(event);
         if let Some(mut offers) = loaded.offers_of.remove(&event.customer) {
@@ -520,6 +553,7 @@ impl Evaluator {
                 eval::hold(&workflow, &current.state, event, &ctx)
             };
             if step.state != current.state {
+                loaded.note_changes(&event.customer, &step);
                 self.record(batch, working, current, step, at, Some(at));
             }
         }
@@ -552,6 +586,7 @@ impl Evaluator {
                 new: true,
                 dirty: true,
             };
+            loaded.note_changes(&event.customer, &step);
             self.record(batch, working, fresh, step, at, Some(at));
         }
     }

@@ -446,9 +446,11 @@ impl Task {
                 .iter()
                 .zip(written)
                 .filter_map(|(w, outcome)| match (w, outcome) {
-                    (Write::Event(e), Written::Accepted { .. }) => {
-                        Some(GroupEvent { data: evaluator.event_data(e), received_at: e.received_at })
-                    }
+                    (Write::Event(e), Written::Accepted { .. }) => Some(GroupEvent {
+                        data: evaluator.event_data(e),
+                        received_at: e.received_at,
+                        profile: e.profile.clone(),
+                    }),
                     _ => None,
                 })
                 .collect();

@@ -463,7 +463,7 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
             for a in &profiles {
                 if let Effect::Profile { changes } = &a.effect {
                     let profile = current.entry(a.customer_id.clone()).or_insert_with(|| serde_json::json!({}));
-                    crate::workflow::eval::apply_profile_changes(profile, changes);
+                    crate::workflow::profile::apply_changes(profile, changes);
                 }
             }
             let rows: Vec<(&str, String)> =

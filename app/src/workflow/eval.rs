@@ -613,7 +613,7 @@ impl<'w> Runner<'w> {
                         other => other.clone(),
                     })
                     .collect();
-                apply_profile_changes(&mut self.profile, &changes);
+                super::profile::apply_changes(&mut self.profile, &changes);
                 self.actions.push(Action::UpdateProfile { key: self.key(id), node: id.to_string(), changes });
                 "next".into()
             }
@@ -795,40 +795,6 @@ fn lookup(var: &str, run: &RunState, profile: &Value) -> Option<Value> {
         ("offer", "expires_at") => run.offer.as_ref().map(|o| Value::from(o.expires_at)),
         ("run", "id") => Some(Value::String(run.run_id.clone())),
         _ => None,
-    }
-}
-
-/// Applies profile changes to a profile object (tags live in `tags`, a list).
-pub fn apply_profile_changes(profile: &mut Value, changes: &[ProfileChange]) {
-    if !profile.is_object() {
-        *profile = Value::Object(Default::default());
-    }
-    let Some(map) = profile.as_object_mut() else { return };
-    for change in changes {
-        match change {
-            ProfileChange::Set { attribute, value } => {
-                map.insert(attribute.clone(), Value::String(value.clone()));
-            }
-            ProfileChange::Unset { attribute } => {
-                map.remove(attribute);
-            }
-            ProfileChange::AddTag { tag } => {
-                let tags = map.entry("tags").or_insert_with(|| Value::Array(Vec::new()));
-                if !tags.is_array() {
-                    *tags = Value::Array(Vec::new());
-                }
-                if let Value::Array(list) = tags {
-                    if !list.iter().any(|t| t.as_str() == Some(tag)) {
-                        list.push(Value::String(tag.clone()));
-                    }
-                }
-            }
-            ProfileChange::RemoveTag { tag } => {
-                if let Some(Value::Array(list)) = map.get_mut("tags") {
-                    list.retain(|t| t.as_str() != Some(tag));
-                }
-            }
-        }
     }
 }
 
@@ -1362,7 +1328,7 @@ mod tests {
         assert!(step.trace.iter().any(|t| t.node == "check" && t.outcome == "yes"), "{:?}", step.trace);
 
         let mut profile = json!({ "tags": ["vip"] });
-        apply_profile_changes(
+        super::super::profile::apply_changes(
             &mut profile,
             &[ProfileChange::AddTag { tag: "vip".into() }, ProfileChange::RemoveTag { tag: "vip".into() }],
         );

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod funnel;
 pub mod model;
 pub mod offer;
+pub mod profile;
 pub mod rules;
 pub mod status;
 pub mod templates;
