@@ -330,7 +330,8 @@ pub struct Run {
     pub workflow_id: String,
     pub version: i64,
     pub customer_id: String,
-    /// `waiting`, `completed`, `converted` or `failed`.
+    /// `waiting`, `completed`, `converted`, `failed` or `cancelled` (its
+    /// workflow was archived while it waited).
     pub status: String,
     /// The node the run waits at.
     pub at_node: Option<String>,

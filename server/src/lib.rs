@@ -14,13 +14,25 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use std::sync::Arc;
 
-/// Everything a request handler can reach.
+/// Everything a request handler can reach. Every request clones it (axum's
+/// `State`), so it is one shared pointer: a clone is one atomic increment,
+/// not a copy of the options and a dozen handles.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What `AppState` points at.
+pub struct Shared {
     pub ctx: Ctx,
     pub leptos: LeptosOptions,
-    pub metrics: Arc<http::metrics::Metrics>,
-    pub settings: Arc<Settings>,
+    pub metrics: http::metrics::Metrics,
+    pub settings: Settings,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// Server settings that handlers and layers consult.
@@ -53,7 +65,7 @@ impl FromRef<AppState> for Ctx {
 
 impl AppState {
     pub fn new(ctx: Ctx, leptos: LeptosOptions, settings: Settings) -> Self {
-        AppState { ctx, leptos, metrics: Arc::new(http::metrics::Metrics::default()), settings: Arc::new(settings) }
+        AppState(Arc::new(Shared { ctx, leptos, metrics: http::metrics::Metrics::default(), settings }))
     }
 }
 

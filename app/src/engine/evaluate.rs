@@ -21,7 +21,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// How far back a customer's offers are looked at for codes an event carries:
+/// How far back a customer's offers are looked at for the code an event redeems:
 /// older codes expired long ago (offers are valid for days, not months).
 const OFFER_LOOKBACK_MS: i64 = 90 * 24 * 3_600_000;
 /// Customers looked up per query (bind parameters stay well under both drivers' limits).
@@ -236,7 +236,7 @@ impl Evaluator {
                 // A source made before the slug was reserved must not pass for
                 // Nudge's own records: the core sees it by its id instead.
                 if s.slug == eval::NUDGE_SOURCE {
-                    tracing::warn!(source = %s.source_id, "A source has the reserved slug 'nudge'; its events cannot redeem offers through it. Rename it.");
+                    tracing::warn!(source = %s.source_id, "A source has the reserved slug 'nudge': triggers limited to it no longer match, so it cannot pass for Nudge's own records. Create it again under another slug and delete this one.");
                     let id = s.source_id.clone();
                     (s.source_id, id)
                 } else {
@@ -473,10 +473,7 @@ impl Evaluator {
                 }
                 _ => None,
             };
-            // The trigger event is stored once, as the event: the state leaves
-            // its payload out, and `to_working` reads it back from the event.
-            w.state.trigger.payload = Value::Null;
-            let state = match serde_json::to_string(&w.state) {
+            let state = match slim_state(&w.state) {
                 Ok(s) => s,
                 Err(err) => {
                     tracing::error!(run = %run_id, error = %err, "A run state cannot be serialised; the run fails.");
@@ -650,7 +647,7 @@ impl Evaluator {
         working.insert(run_id, run);
     }
 
-    /// Redeems the customer's offer codes an event carries (an order with its
+    /// Redeems the customer's offer code an event names (its source mapping's offer-code path: an order with its
     /// coupon), once; a used or expired code is refused, and the refusal is
     /// written into the offer's run trace with the reason.
     fn redeem_carried(&mut self, batch: &mut Batch, offers: &mut [OfferRow], event: &EventData, now: i64) {
@@ -668,7 +665,7 @@ impl Evaluator {
             };
             let refusal = crate::workflow::offer::redeemable(state, now)
                 .err()
-                .map(|r| format!("{} carried by {} {}: {}", offer.code, event.name, event.id, r.detail(&offer.code)));
+                .map(|r| format!("{} redeemed by {} {}: {}", offer.code, event.name, event.id, r.detail(&offer.code)));
             let node = offer.action_key.split_once(':').map_or("offer", |(_, n)| n).to_string();
             self.seq += 1;
             match refusal {
@@ -711,8 +708,50 @@ pub struct Evaluated {
     pub runs_started: u64,
 }
 
+/// Keys of a stored state that its row's columns hold (or, for the trigger's
+/// payload, the trigger event): left out of the JSON, put back on reading.
+const IN_COLUMNS: [&str; 5] = ["run_id", "workflow_id", "status", "at", "wake_at"];
+const TRIGGER_IN_COLUMNS: [&str; 3] = ["id", "customer", "payload"];
+
+/// A run's state as stored: what the row's columns and the trigger event do
+/// not already hold (about a third of the full JSON).
+fn slim_state(state: &RunState) -> serde_json::Result<String> {
+    let mut v = serde_json::to_value(state)?;
+    if let Some(map) = v.as_object_mut() {
+        for k in IN_COLUMNS {
+            map.remove(k);
+        }
+        if map.get("inbox").and_then(Value::as_array).is_some_and(Vec::is_empty) {
+            map.remove("inbox");
+        }
+        if let Some(trigger) = map.get_mut("trigger").and_then(Value::as_object_mut) {
+            for k in TRIGGER_IN_COLUMNS {
+                trigger.remove(k);
+            }
+        }
+    }
+    serde_json::to_string(&v)
+}
+
+/// The full state from a row: its JSON with what the columns hold put back
+/// (a state written whole, before the JSON was slimmed, reads the same way).
+fn full_state(row: &RunRow) -> Result<RunState, String> {
+    let mut v: Value = serde_json::from_str(&row.state).map_err(|e| e.to_string())?;
+    let map = v.as_object_mut().ok_or("the state is not a JSON object")?;
+    map.insert("run_id".into(), Value::from(row.run_id.as_str()));
+    map.insert("workflow_id".into(), Value::from(row.workflow_id.as_str()));
+    map.insert("status".into(), Value::from(row.status.as_str()));
+    map.insert("at".into(), row.at_node.as_deref().map_or(Value::Null, Value::from));
+    map.insert("wake_at".into(), row.wake_at.map_or(Value::Null, Value::from));
+    let trigger = map.get_mut("trigger").and_then(Value::as_object_mut).ok_or("the state has no trigger")?;
+    trigger.insert("id".into(), Value::from(row.trigger_event_id.as_str()));
+    trigger.insert("customer".into(), Value::from(row.customer_id.as_str()));
+    trigger.entry("payload").or_insert(Value::Null);
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}
+
 fn to_working(row: &RunRow) -> Option<WorkingRun> {
-    let mut state: RunState = match serde_json::from_str(&row.state) {
+    let mut state: RunState = match full_state(row) {
         Ok(s) => s,
         Err(err) => {
             tracing::error!(run = %row.run_id, error = %err, "A run's state cannot be read.");
@@ -775,4 +814,63 @@ fn action_write(run_id: &str, workflow_id: &str, customer: &str, action: Action)
 fn seed() -> u64 {
     let (a, b) = uuid::Uuid::new_v4().as_u64_pair();
     a ^ b.rotate_left(17)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(state: String, status: &str, at: Option<&str>, wake_at: Option<i64>) -> RunRow {
+        RunRow {
+            run_id: "r1".into(),
+            workflow_id: "w1".into(),
+            version: 1,
+            customer_id: "ana".into(),
+            status: status.into(),
+            at_node: at.map(String::from),
+            wake_at,
+            state,
+            trigger_event_id: "e1".into(),
+            started_at: 5,
+            updated_at: 5,
+            ended_at: None,
+            trigger_payload: Some(r#"{"cart":{"value":640}}"#.into()),
+        }
+    }
+
+    #[test]
+    fn a_stored_state_leaves_out_what_the_columns_hold_and_reads_back_whole() {
+        let state = RunState {
+            run_id: "r1".into(),
+            workflow_id: "w1".into(),
+            trigger: EventData {
+                id: "e1".into(),
+                name: "cart_updated".into(),
+                source: "shop".into(),
+                customer: "ana".into(),
+                at: 1,
+                accepted_at: 2,
+                payload: json!({ "cart": { "value": 640 } }),
+                offer_code: None,
+            },
+            status: eval::RunStatus::Waiting,
+            at: Some("wait".into()),
+            wake_at: Some(99),
+            inbox: vec![],
+            offer: None,
+            error: None,
+        };
+        let slim = slim_state(&state).unwrap();
+        for gone in ["r1", "w1", "e1", "ana", "waiting", "wait\"", "99", "640", "inbox"] {
+            assert!(!slim.contains(gone), "{gone} is in {slim}");
+        }
+        let back = to_working(&row(slim, "waiting", Some("wait"), Some(99))).unwrap();
+        assert_eq!(back.state, state);
+        // A state stored whole by an earlier version reads the same.
+        let mut whole = state.clone();
+        whole.trigger.payload = Value::Null;
+        let back = to_working(&row(serde_json::to_string(&whole).unwrap(), "waiting", Some("wait"), Some(99))).unwrap();
+        assert_eq!(back.state, state);
+    }
 }

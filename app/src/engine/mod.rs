@@ -549,6 +549,11 @@ impl Task {
         drop(turn);
         let ended = result?.ok_or_else(|| AppError::NotFound(format!("No workflow '{workflow_id}'.")))?;
         self.parts.signals.workflows_changed();
+        // The events of this group evaluated after the archive must not start
+        // runs in it: the published versions are reloaded now, not at the next group.
+        if let Err(err) = self.refresh().await {
+            tracing::error!(error = format!("{err:#}"), "The engine cannot reload the workflows after an archive.");
+        }
         self.next_due = None;
         let live = &self.parts.live;
         if live.wanted() {

@@ -316,7 +316,7 @@ pub fn WorkflowsPage() -> impl IntoView {
                                                                         class="small danger"
                                                                         on:click=move |_| {
                                                                             let ok = web_sys::window()
-                                                                                .map(|w| w.confirm_with_message("Archive this workflow? It stops running.").unwrap_or(false))
+                                                                                .map(|w| w.confirm_with_message("Archive this workflow? It stops running, and the runs waiting in it are cancelled.").unwrap_or(false))
                                                                                 .unwrap_or(false);
                                                                             if ok {
                                                                                 archive.dispatch(ArchiveWorkflow { workflow_id: id.get_value() });

@@ -200,8 +200,10 @@ pub enum NodeKind {
     UpdateProfile {
         changes: Vec<ProfileChange>,
     },
-    /// Ends the run as converted when this event arrives (optionally carrying the
-    /// issued offer code) within the window; otherwise the run completes unconverted.
+    /// Ends the run as converted when this event arrives within the window
+    /// (optionally only when it redeems the run's offer code: the code at its
+    /// source mapping's offer-code path, or an API redemption); otherwise the
+    /// run completes unconverted.
     Goal {
         event: String,
         #[serde(default)]

@@ -31,7 +31,7 @@ type PathResult<T> = Result<Path<T>, axum::extract::rejection::PathRejection>;
 pub struct RunParams {
     /// A workflow id.
     pub workflow: Option<String>,
-    /// `waiting`, `completed`, `converted` or `failed`.
+    /// `waiting` (or `running`), `completed`, `converted`, `failed` or `cancelled`.
     pub status: Option<String>,
     /// A customer id.
     pub customer: Option<String>,

@@ -28,7 +28,7 @@ pub struct StreamParams {
 
 /// A live stream. Each message's `event:` is its topic, its `id:` a position
 /// to resume from and its `data:` the whole object: an Event (`events`), a Run
-/// as it now stands (`runs`: started, waiting, completed, converted, failed),
+/// as it now stands (`runs`: started, waiting, completed, converted, failed, cancelled),
 /// an Offer (`offers`: issued, redeemed), an Alert (`alerts`: raised,
 /// acknowledged, resolved) or, about once a second while things happen, the
 /// counts since the last tick (`metrics`). A `ready` message opens the stream.

@@ -98,7 +98,7 @@ pub async fn update_workflow(
     Ok(Json(workflows::save_draft(&state.ctx, &actor, &id, body).await?))
 }
 
-/// Archives the workflow (editor): it stops running and leaves the list; its versions stay readable.
+/// Archives the workflow (editor): it stops running and leaves the list, its waiting runs are cancelled (status `cancelled`, the reason in each trace); its versions stay readable.
 #[utoipa::path(delete, path = "/api/v1/workflows/{id}", tag = "workflows",
     params(("id" = String, Path, description = "The workflow's id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
