@@ -462,7 +462,7 @@ impl Evaluator {
         }
         let runs_started = working.runs.values().filter(|w| w.new).count() as u64;
         let mut written: Vec<(RunWrite, Option<String>)> = Vec::new();
-        for (run_id, mut w) in working.runs {
+        for (run_id, w) in working.runs {
             // Runs read from the database but left unchanged need no write.
             if !w.new && !w.dirty {
                 continue;
