@@ -1512,6 +1512,18 @@ fn node_form(ed: Ed, issues: Memo<Vec<Issue>>, id: &str, type_name: &str) -> Any
 #[component]
 fn GoalCodeCheckbox(ed: Ed, node: String) -> impl IntoView {
     let id = StoredValue::new(node);
+    let wants_code = move || {
+        ed.shown_node(&id.get_value()).is_some_and(|n| matches!(n.kind, NodeKind::Goal { match_offer_code: true, .. }))
+    };
+    // Whether any source names where its events carry a code: without one,
+    // only the API can redeem, and the marketer should know before publishing.
+    let sources = LocalResource::new(|| async {
+        crate::pages::sources::list_sources()
+            .await
+            .ok()
+            .map(|page| page.items.iter().any(|s| s.mapping.offer_code.is_some()))
+    });
+    let no_code_path = move || wants_code() && sources.get().flatten() == Some(false);
     view! {
         <label class="check">
             <input
@@ -1535,6 +1547,11 @@ fn GoalCodeCheckbox(ed: Ed, node: String) -> impl IntoView {
             "Only when it redeems this run's offer code"
         </label>
         <p class="hint">"The code is read where the event's source mapping says (Sources → Offer code redeemed), or comes from an API redemption."</p>
+        <Show when=no_code_path>
+            <p class="field-error" data-testid="goal-code-warning">
+                "No source names an offer-code path yet, so no event can redeem the code: set one on a source (Offer code redeemed), or redeem through the API."
+            </p>
+        </Show>
     }
 }
 
