@@ -1064,7 +1064,7 @@ async fn an_events_own_profile_attributes_and_earlier_updates_in_its_group_are_w
     // customer and a second node reads the tag back.
     let welcome = Workflow {
         schema_version: SCHEMA_VERSION,
-        settings: Settings::default(),
+        settings: Settings { re_entry: ReEntry::EveryTime },
         nodes: vec![
             node("trigger", 0.0, NodeKind::Trigger { sources: vec![], event: "signed_up".into(), filter: None }),
             node("hello", 250.0, alert("Welcome {{customer.email}}")),
@@ -1096,16 +1096,29 @@ async fn an_events_own_profile_attributes_and_earlier_updates_in_its_group_are_w
         clock.set(T0);
         let ctx = Ctx::with_clock(db.clone(), Default::default(), clock.clone());
         let app = router(&ctx);
-        let secret = source(&ctx).await;
+        let mapping = Mapping {
+            event_name: "$.type".into(),
+            customer_id: "$.customer.id".into(),
+            event_id: "$.id".into(),
+            profile: vec![
+                ProfileField { attribute: "email".into(), path: "$.customer.email".into() },
+                ProfileField { attribute: "tier".into(), path: "$.customer.tier".into() },
+            ],
+            ..Mapping::default()
+        };
+        let input = service::sources::NewSourceInput { name: "Shop", slug: "shop", mapping: &mapping };
+        let secret = service::sources::create(&ctx, &Actor::system(), input).await.unwrap().secret;
         for (name, w) in [("Welcome", &welcome), ("Orders", &orders)] {
             let input = NewWorkflow { name: Some(name.into()), definition: Some(w.clone()), ..Default::default() };
             let created = service::workflows::create(&ctx, &Actor::system(), input).await.unwrap();
             service::workflows::publish(&ctx, &Actor::system(), &created.summary.workflow_id).await.unwrap();
         }
-        let ana = json!({ "id": "ana", "email": "ana@example.com" });
+        // The signup's run sets the tier to `new`; the order, later in the
+        // same group, says `gold`: the later fact wins, in evaluation and in
+        // the stored profile alike.
         let batch = json!([
-            { "id": "s1", "type": "signed_up", "customer": ana },
-            { "id": "o1", "type": "order_completed", "customer": { "id": "ana" } },
+            { "id": "s1", "type": "signed_up", "customer": { "id": "ana", "email": "ana@example.com" } },
+            { "id": "o1", "type": "order_completed", "customer": { "id": "ana", "tier": "gold" } },
         ]);
         let r = send(&app, hook("shop", &secret, &batch.to_string())).await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
@@ -1116,9 +1129,21 @@ async fn an_events_own_profile_attributes_and_earlier_updates_in_its_group_are_w
             .unwrap();
         assert_eq!(
             messages,
-            ["First order of a new customer, ana@example.com", "Welcome ana@example.com"],
+            ["First order of a gold customer, ana@example.com", "Welcome ana@example.com"],
             "{}",
             db.backend()
         );
+        let stored: serde_json::Value =
+            serde_json::from_str(&text(&db, "select attributes from customer where customer_id = 'ana'").await)
+                .unwrap();
+        assert_eq!(stored, json!({ "email": "ana@example.com", "tier": "gold" }), "{}", db.backend());
+
+        // In another group, the signup's change is applied on top of what is stored.
+        let later = json!({ "id": "s2", "type": "signed_up", "customer": { "id": "ana" } });
+        assert_eq!(send(&app, hook("shop", &secret, &later.to_string())).await.status, StatusCode::ACCEPTED);
+        let stored: serde_json::Value =
+            serde_json::from_str(&text(&db, "select attributes from customer where customer_id = 'ana'").await)
+                .unwrap();
+        assert_eq!(stored, json!({ "email": "ana@example.com", "tier": "new" }), "{}", db.backend());
     }
 }

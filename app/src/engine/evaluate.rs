@@ -124,6 +124,8 @@ pub struct Loaded {
     due: Vec<RunRow>,
     /// Events of an older version's queue to run (start-up catch-up only).
     pub(crate) queued: Vec<EventData>,
+    /// Customers whose profile a workflow changed in this group.
+    changed: std::collections::BTreeSet<String>,
 }
 
 impl Loaded {
@@ -155,6 +157,7 @@ impl Loaded {
         for action in &step.actions {
             if let Action::UpdateProfile { changes, .. } = action {
                 self.profile_mut(customer, |p| profile::apply_changes(p, changes));
+                self.changed.insert(customer.to_string());
             }
         }
     }
@@ -459,6 +462,11 @@ impl Evaluator {
                 batch.events_done.push(event.data.id.clone());
             }
             self.evaluate_event(&mut batch, &mut working, &mut loaded, &active, event);
+        }
+        for customer in std::mem::take(&mut loaded.changed) {
+            if let Some(known) = loaded.customers.get(&customer) {
+                batch.profiles.push((customer, known.profile.to_string()));
+            }
         }
         let runs_started = working.runs.values().filter(|w| w.new).count() as u64;
         let mut written: Vec<(RunWrite, Option<String>)> = Vec::new();

@@ -298,6 +298,10 @@ pub struct Batch {
     pub redemptions: Vec<(String, String)>,
     /// Runs that can no longer advance, failed with the reason: (run, why).
     pub broken: Vec<(String, String)>,
+    /// The profiles a workflow changed, as the group left them (customer,
+    /// JSON): the engine applied its events' attributes and the changes in
+    /// the order they happened, which is what is stored.
+    pub profiles: Vec<(String, String)>,
     /// Runs started and ended, nodes entered and left (the executor counts
     /// these; the commit adds what the actions did).
     pub tally: super::rollups::Tally,
@@ -419,7 +423,6 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
         let fresh: Vec<&ActionWrite> = batch.actions.iter().filter(|a| performed.contains(&a.action_key)).collect();
         let mut offers: Vec<&ActionWrite> = Vec::new();
         let mut alerts: Vec<&ActionWrite> = Vec::new();
-        let mut profiles: Vec<&ActionWrite> = Vec::new();
         for a in &fresh {
             out.performed.push(a.action_key.clone());
             let counted = match a.effect {
@@ -436,50 +439,24 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
             match &a.effect {
                 Effect::Offer { .. } => offers.push(a),
                 Effect::Alert { .. } => alerts.push(a),
-                Effect::Profile { .. } => profiles.push(a),
+                // Written whole below, from the engine's view of the profile.
+                Effect::Profile { .. } => {}
                 Effect::Webhook => out.webhooks += 1,
             }
         }
-        // Profile updates: the customers read at once, each change applied in
-        // order on top of the one before, then written back at once.
-        if !profiles.is_empty() {
-            let mut ids: Vec<&str> = profiles.iter().map(|a| a.customer_id.as_str()).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            let mut current: HashMap<String, serde_json::Value> = HashMap::new();
-            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "select customer_id, attributes from customer where customer_id in ({})",
-                    super::params(db, 1, chunk.len())
-                );
-                let mut q = sqlx::query_as::<_, (String, String)>(&sql);
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                for (id, attributes) in q.fetch_all(&mut *tx).await? {
-                    current.insert(id, serde_json::from_str(&attributes).unwrap_or_else(|_| serde_json::json!({})));
-                }
+        // Profiles a workflow changed: written as the engine left them (one
+        // writer owns the customers, so nothing else changed them meanwhile).
+        for chunk in batch.profiles.chunks(ROWS_PER_STATEMENT / 5) {
+            let sql = format!(
+                "insert into customer (customer_id, attributes, first_seen_at, last_seen_at, event_count) \
+                 values {} on conflict (customer_id) do update set attributes = excluded.attributes",
+                values(db, chunk.len(), 5)
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, attributes) in chunk {
+                q = q.bind(id).bind(attributes).bind(now).bind(now).bind(0_i64);
             }
-            for a in &profiles {
-                if let Effect::Profile { changes } = &a.effect {
-                    let profile = current.entry(a.customer_id.clone()).or_insert_with(|| serde_json::json!({}));
-                    crate::workflow::profile::apply_changes(profile, changes);
-                }
-            }
-            let rows: Vec<(&str, String)> =
-                ids.iter().map(|id| (*id, current.get(*id).map(|p| p.to_string()).unwrap_or_default())).collect();
-            for chunk in rows.chunks(ROWS_PER_STATEMENT / 5) {
-                let sql = format!(
-                    "insert into customer (customer_id, attributes, first_seen_at, last_seen_at, event_count) \
-                     values {} on conflict (customer_id) do update set attributes = excluded.attributes",
-                    values(db, chunk.len(), 5)
-                );
-                let mut q = sqlx::query(&sql);
-                for (id, attributes) in chunk {
-                    q = q.bind(*id).bind(attributes).bind(now).bind(now).bind(0_i64);
-                }
-                q.execute(&mut *tx).await?;
-            }
+            q.execute(&mut *tx).await?;
         }
         for chunk in offers.chunks(ROWS_PER_STATEMENT / 9) {
             let sql = format!(
