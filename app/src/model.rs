@@ -331,8 +331,8 @@ pub struct Run {
     pub version: i64,
     pub customer_id: String,
     /// `waiting`, `completed`, `converted`, `failed` or `cancelled` (its
-    /// workflow was archived while it waited).
-    pub status: String,
+    /// workflow was archived while it waited): the core's run status.
+    pub status: crate::workflow::eval::RunStatus,
     /// The node the run waits at.
     pub at_node: Option<String>,
     /// When its timer fires (unix ms).

@@ -393,5 +393,26 @@ async fn probes_metrics_and_openapi_are_served() {
             runs.as_array().unwrap().iter().any(|p| p["name"] == "actions"),
             "the runs filter `actions` is documented"
         );
+        // Every schema the document refers to is in it: a client generator
+        // stops at a dangling `$ref`.
+        fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                        out.push(r.to_string());
+                    }
+                    m.values().for_each(|x| refs(x, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(all.iter().any(|r| r.ends_with("/RunStatus")), "runs name the core's status type");
+        for r in all {
+            let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected $ref {r}"));
+            assert!(doc["components"]["schemas"][name].is_object(), "{r} is not in the document");
+        }
     }
 }

@@ -494,7 +494,7 @@ impl Evaluator {
                 workflow_id: w.state.workflow_id.clone(),
                 version: w.version,
                 customer_id: w.customer.clone(),
-                status: w.state.status.as_str().to_string(),
+                status: w.state.status,
                 at_node: w.state.at.clone(),
                 wake_at: w.state.wake_at,
                 state,

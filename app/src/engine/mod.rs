@@ -565,7 +565,7 @@ impl Task {
                         workflow_id: workflow_id.to_string(),
                         version: r.version,
                         customer_id: r.customer_id.clone(),
-                        status: ending.status.as_str().to_string(),
+                        status: ending.status,
                         at_node: r.at_node.clone(),
                         wake_at: None,
                         trigger_event_id: r.trigger_event_id.clone(),
@@ -593,7 +593,7 @@ impl Task {
         }
         // The earliest new timer, so the engine wakes for it.
         for r in &batch.runs {
-            if let Some(due) = r.wake_at.filter(|_| r.status == eval::RunStatus::Waiting.as_str()) {
+            if let Some(due) = r.wake_at.filter(|_| r.status == eval::RunStatus::Waiting) {
                 self.next_due = match self.next_due {
                     Some(Some(d)) => Some(Some(d.min(due))),
                     Some(None) => Some(Some(due)),
@@ -676,7 +676,7 @@ fn announce_events(live: &Live, writes: &[Write], written: &[Written]) {
 /// offers issued and redeemed, alerts raised.
 fn announce_work(live: &Live, batch: &Batch, waiting_for: &[Option<String>], committed: &Committed) {
     for (r, waiting_for) in batch.runs.iter().zip(waiting_for) {
-        let ended = r.status != eval::RunStatus::Waiting.as_str();
+        let ended = r.status.is_final();
         live.publish(
             "runs",
             crate::model::Run {
@@ -684,7 +684,7 @@ fn announce_work(live: &Live, batch: &Batch, waiting_for: &[Option<String>], com
                 workflow_id: r.workflow_id.clone(),
                 version: r.version,
                 customer_id: r.customer_id.clone(),
-                status: r.status.clone(),
+                status: r.status,
                 at_node: r.at_node.clone(),
                 wake_at: r.wake_at,
                 trigger_event_id: r.trigger_event_id.clone(),

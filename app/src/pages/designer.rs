@@ -2684,7 +2684,7 @@ fn NodeRuns(ed: Ed, node: String) -> impl IntoView {
                             {list.into_iter().map(|r| view! {
                                 <li>
                                     <a href=format!("/runs/{}", r.run_id)>{r.customer_id.clone()}</a>
-                                    " "<span class=crate::pages::runs::status_class(&r.status)>{r.status.clone()}</span>
+                                    " "<span class=crate::pages::runs::status_class(r.status.as_str())>{r.status.as_str()}</span>
                                     <span class="muted small">" "{format_ms(r.started_at)}</span>
                                 </li>
                             }).collect_view()}

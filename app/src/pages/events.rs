@@ -312,7 +312,7 @@ pub fn CustomerPage() -> impl IntoView {
                                                     <li>
                                                         "Run " <a href=format!("/runs/{}", r.run_id)>{format_ms(r.started_at)}</a>
                                                         {workflow}
-                                                        " · " <strong>{r.status.clone()}</strong>
+                                                        " · " <strong>{r.status.as_str()}</strong>
                                                         {waiting} " " {health_badge(&r.action_health)}
                                                     </li>
                                                 }

@@ -10,6 +10,7 @@ use crate::components::live::{use_live_ticks, LiveBadge};
 use crate::error::AppError;
 use crate::model::{ActionHealth, Alert, Page, Role, Run, RunAction, RunDetail, WorkflowSummary};
 use crate::pages::settings::format_ms;
+use crate::workflow::eval::RunStatus;
 use crate::workflow::status::{action_state, attempts_text, ActionStatus, WEBHOOK_KIND};
 use crate::workflow::validate::END;
 use crate::workflow::Workflow;
@@ -251,7 +252,7 @@ pub fn RunsPage() -> impl IntoView {
                                                 <td><a href=format!("/runs/{}", r.run_id)>{format_ms(r.started_at)}</a></td>
                                                 <td><a href=format!("/workflows/{}", r.workflow_id)>{name}</a>" "<span class="muted small">{format!("v{}", r.version)}</span></td>
                                                 <td><a href=format!("/customers/{}", r.customer_id)>{r.customer_id.clone()}</a></td>
-                                                <td><span class=status_class(&r.status)>{r.status.clone()}</span>" "{health_badge(&r.action_health)}</td>
+                                                <td><span class=status_class(r.status.as_str())>{r.status.as_str()}</span>" "{health_badge(&r.action_health)}</td>
                                                 <td>{waiting_line(&r).unwrap_or_default()}</td>
                                             </tr>
                                         }
@@ -285,7 +286,7 @@ pub fn RunPage() -> impl IntoView {
                 match run.await {
                     Ok((d, definition)) => {
                         let r = d.run;
-                        let waiting_at = (r.status == "waiting").then(|| r.at_node.clone()).flatten();
+                        let waiting_at = (r.status == RunStatus::Waiting).then(|| r.at_node.clone()).flatten();
                         let waiting = waiting_line(&r);
                         let faces: HashMap<String, (&'static str, String)> = definition
                             .as_ref()
@@ -296,7 +297,7 @@ pub fn RunPage() -> impl IntoView {
                         view! {
                             <Title text="Run" />
                             <p class="crumbs"><a href="/runs">"Runs"</a> " / run"</p>
-                            <h1>{format!("Run of {}", r.customer_id)} " " <span class=status_class(&r.status) data-testid="run-status-badge">{r.status.clone()}</span> " " {health_badge(&health)} " " <LiveBadge status=live /></h1>
+                            <h1>{format!("Run of {}", r.customer_id)} " " <span class=status_class(r.status.as_str()) data-testid="run-status-badge">{r.status.as_str()}</span> " " {health_badge(&health)} " " <LiveBadge status=live /></h1>
                             <section class="card">
                                 <dl class="facts" data-testid="run-facts">
                                     <dt>"Workflow"</dt>

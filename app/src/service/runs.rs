@@ -79,9 +79,7 @@ pub async fn describe(ctx: &Ctx, runs: &mut [Run]) -> AppResult<()> {
         r.workflow_name = names.get(&r.workflow_id).cloned();
         r.action_health = health.get(&r.run_id).copied().unwrap_or_default();
         r.waiting_for = None;
-        let Some(node) =
-            r.at_node.as_deref().filter(|_| r.status == crate::workflow::eval::RunStatus::Waiting.as_str())
-        else {
+        let Some(node) = r.at_node.as_deref().filter(|_| r.status == crate::workflow::eval::RunStatus::Waiting) else {
             continue;
         };
         let key = (r.workflow_id.clone(), r.version);

@@ -227,7 +227,7 @@ pub struct RunWrite {
     pub workflow_id: String,
     pub version: i64,
     pub customer_id: String,
-    pub status: String,
+    pub status: crate::workflow::eval::RunStatus,
     pub at_node: Option<String>,
     pub wake_at: Option<i64>,
     pub state: String,
@@ -352,13 +352,13 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
             );
             let mut q = sqlx::query(&sql);
             for r in chunk {
-                let ended = (r.status != "waiting").then_some(now);
+                let ended = r.status.is_final().then_some(now);
                 q = q
                     .bind(&r.run_id)
                     .bind(&r.workflow_id)
                     .bind(r.version)
                     .bind(&r.customer_id)
-                    .bind(&r.status)
+                    .bind(r.status.as_str())
                     .bind(&r.at_node)
                     .bind(r.wake_at)
                     .bind(&r.state)
@@ -611,13 +611,18 @@ pub async fn next_attempt(db: &Db) -> sqlx::Result<Option<i64>> {
 }
 
 impl RunRow {
+    /// The status as the core names it; a value no code writes reads as failed, to be seen.
+    pub fn status(&self) -> crate::workflow::eval::RunStatus {
+        self.status.parse().unwrap_or(crate::workflow::eval::RunStatus::Failed)
+    }
+
     pub fn to_run(&self) -> crate::model::Run {
         crate::model::Run {
             run_id: self.run_id.clone(),
             workflow_id: self.workflow_id.clone(),
             version: self.version,
             customer_id: self.customer_id.clone(),
-            status: self.status.clone(),
+            status: self.status(),
             at_node: self.at_node.clone(),
             wake_at: self.wake_at,
             trigger_event_id: self.trigger_event_id.clone(),
