@@ -453,8 +453,8 @@ pub struct Alert {
     pub severity: String,
     pub audience: String,
     pub message: String,
-    /// `open`, `acknowledged` or `resolved`.
-    pub status: String,
+    /// `open`, `acknowledged` or `resolved`: the core's alert status.
+    pub status: crate::workflow::status::AlertStatus,
     pub acknowledged_by: Option<String>,
     pub acknowledged_at: Option<i64>,
     pub resolved_by: Option<String>,

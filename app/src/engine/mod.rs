@@ -728,7 +728,7 @@ fn announce_work(live: &Live, batch: &Batch, waiting_for: &[Option<String>], com
                     severity: severity.clone(),
                     audience: audience.clone(),
                     message: message.clone(),
-                    status: "open".into(),
+                    status: crate::workflow::status::AlertStatus::Open,
                     acknowledged_by: None,
                     acknowledged_at: None,
                     resolved_by: None,

@@ -321,7 +321,7 @@ pub fn CustomerPage() -> impl IntoView {
                                                 <li>"Offer " <code>{o.code.clone()}</code> {format!(" · {} {} · {} · expires {}", o.value, o.discount.replace('_', " "), o.status, format_ms(o.expires_at))}</li>
                                             }).collect_view()}
                                             {d.alerts.into_iter().map(|a| view! {
-                                                <li>"Alert (" {a.severity.clone()} ") " {a.message.clone()} " · " <strong>{a.status.clone()}</strong></li>
+                                                <li>"Alert (" {a.severity.clone()} ") " {a.message.clone()} " · " <strong>{a.status.as_str()}</strong></li>
                                             }).collect_view()}
                                         </ul>
                                     }.into_any()

@@ -11,7 +11,7 @@ use crate::error::AppError;
 use crate::model::{ActionHealth, Alert, Page, Role, Run, RunAction, RunDetail, WorkflowSummary};
 use crate::pages::settings::format_ms;
 use crate::workflow::eval::RunStatus;
-use crate::workflow::status::{action_state, attempts_text, ActionStatus, WEBHOOK_KIND};
+use crate::workflow::status::{action_state, attempts_text, ActionStatus, AlertStatus, WEBHOOK_KIND};
 use crate::workflow::validate::END;
 use crate::workflow::Workflow;
 use leptos::prelude::*;
@@ -447,8 +447,8 @@ pub fn AlertsPage() -> impl IntoView {
                                 <tbody>
                                     {page.items.into_iter().map(|a| {
                                         let id = StoredValue::new(a.alert_id.clone());
-                                        let open = a.status == "open";
-                                        let resolved = a.status == "resolved";
+                                        let open = a.status.may_acknowledge();
+                                        let resolved = !a.status.may_resolve();
                                         let who = match (&a.resolved_by, a.resolved_at, &a.acknowledged_by, a.acknowledged_at) {
                                             (Some(by), Some(at), _, _) => format!(" by {by}, {}", format_ms(at)),
                                             (None, _, Some(by), Some(at)) => format!(" by {by}, {}", format_ms(at)),
@@ -470,7 +470,7 @@ pub fn AlertsPage() -> impl IntoView {
                                                 <td data-label="For">{a.audience.clone()}</td>
                                                 <td data-label="Message">{a.message.clone()}</td>
                                                 <td data-label="Customer"><a href=format!("/customers/{}", a.customer_id)>{a.customer_id.clone()}</a></td>
-                                                <td data-label="Status"><span><span class=status_class(&a.status)>{a.status.clone()}</span><span class="muted small">{who}</span></span></td>
+                                                <td data-label="Status"><span><span class=status_class(a.status.as_str())>{a.status.as_str()}</span><span class="muted small">{who}</span></span></td>
                                                 <td class="row-actions">
                                                     <IfRole at_least=Role::Editor>
                                                         <Show when=move || open>
@@ -514,7 +514,7 @@ fn track_new_alerts(
             Some((was, known)) if *was == filters => page
                 .items
                 .iter()
-                .filter(|a| a.status == "open" && !known.contains(&a.alert_id))
+                .filter(|a| a.status == AlertStatus::Open && !known.contains(&a.alert_id))
                 .map(|a| a.alert_id.clone())
                 .collect(),
             _ => Vec::new(),

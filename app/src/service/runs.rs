@@ -8,7 +8,7 @@ use crate::model::{Alert, Offer, Page, Role, Run, RunAction, RunDetail};
 use crate::store::runs::{ActionsFilter, RunQuery};
 use crate::store::{self, page_limit};
 use crate::workflow::eval::RunStatus;
-use crate::workflow::status::{ActionStatus, WEBHOOK_KIND};
+use crate::workflow::status::{ActionStatus, AlertStatus, WEBHOOK_KIND};
 use std::collections::HashMap;
 
 /// The core's run status a filter names; `running` is an alias of `waiting`:
@@ -237,7 +237,9 @@ pub async fn list_alerts(
     limit: Option<i64>,
 ) -> AppResult<Page<Alert>> {
     actor.require(Role::Viewer)?;
-    check_choice("status", filter.status.as_deref(), &["open", "acknowledged", "resolved"])?;
+    if let Some(s) = filter.status.as_deref() {
+        s.parse::<AlertStatus>().map_err(|e| AppError::invalid("status", format!("{e}.")))?;
+    }
     check_choice("severity", filter.severity.as_deref(), &["info", "warning", "critical"])?;
     let limit = page_limit(limit);
     let rows = store::offers::list_alerts(
@@ -282,7 +284,7 @@ pub async fn resolve_alert(ctx: &Ctx, actor: &Actor, alert_id: &str) -> AppResul
     }
     let alert = alert_row(ctx, alert_id).await?.to_alert();
     ctx.live.publish("alerts", &alert);
-    if before.status == "open" {
+    if before.status == AlertStatus::Open.as_str() {
         count_closed(ctx, &before.workflow_id);
     }
     Ok(alert)

@@ -139,7 +139,8 @@ impl AlertRow {
             severity: self.severity.clone(),
             audience: self.audience.clone(),
             message: self.message.clone(),
-            status: self.status.clone(),
+            // A value no code writes reads as open, to be seen.
+            status: self.status.parse().unwrap_or(crate::workflow::status::AlertStatus::Open),
             acknowledged_by: self.acknowledged_by.clone(),
             acknowledged_at: self.acknowledged_at,
             resolved_by: self.resolved_by.clone(),

@@ -499,7 +499,7 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
                         .bind(severity)
                         .bind(audience)
                         .bind(message)
-                        .bind("open")
+                        .bind(crate::workflow::status::AlertStatus::Open.as_str())
                         .bind(now);
                 }
             }

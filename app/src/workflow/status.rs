@@ -50,6 +50,56 @@ impl FromStr for ActionStatus {
     }
 }
 
+/// Where a raised alert stands: open until someone acknowledges it, then
+/// resolved. The store's updates guard the same transitions, so two people
+/// clicking at once cannot both move it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Open,
+    Acknowledged,
+    Resolved,
+}
+
+impl AlertStatus {
+    pub const ALL: [AlertStatus; 3] = [AlertStatus::Open, AlertStatus::Acknowledged, AlertStatus::Resolved];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Open => "open",
+            AlertStatus::Acknowledged => "acknowledged",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+
+    /// Only an open alert can be acknowledged.
+    pub fn may_acknowledge(self) -> bool {
+        self == AlertStatus::Open
+    }
+
+    /// Any alert not resolved yet can be resolved (acknowledged or not).
+    pub fn may_resolve(self) -> bool {
+        self != AlertStatus::Resolved
+    }
+}
+
+impl fmt::Display for AlertStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AlertStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AlertStatus::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("unknown alert status '{s}'; expected open, acknowledged or resolved"))
+    }
+}
+
 /// How one action reads for people, from its kind, status, attempts and
 /// last error: (words, tone), the tone being `ok`, `warn`, `danger` or `off`.
 pub fn action_state(kind: &str, status: ActionStatus, attempts: i64, failing: bool) -> (&'static str, &'static str) {
@@ -76,6 +126,18 @@ pub fn attempts_text(kind: &str, attempts: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_alert_is_acknowledged_only_when_open_and_resolved_once() {
+        use AlertStatus::*;
+        assert_eq!([Open, Acknowledged, Resolved].map(AlertStatus::may_acknowledge), [true, false, false]);
+        assert_eq!([Open, Acknowledged, Resolved].map(AlertStatus::may_resolve), [true, true, false]);
+        for a in AlertStatus::ALL {
+            assert_eq!(a.as_str().parse::<AlertStatus>(), Ok(a));
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
+        assert!("closed".parse::<AlertStatus>().is_err());
+    }
 
     #[test]
     fn action_states_read_as_delivery_words_and_non_deliveries_have_no_attempts() {
