@@ -166,11 +166,12 @@ impl Loaded {
 /// An event of the group as evaluation takes it: the core's view, and when
 /// it was accepted.
 #[derive(Debug, Clone)]
-pub struct GroupEvent {
+pub struct GroupEvent<'a> {
     pub data: EventData,
     pub received_at: i64,
-    /// The profile attributes the source mapped from it (stored with it too).
-    pub profile: serde_json::Map<String, Value>,
+    /// The profile attributes the source mapped from it (stored with it too;
+    /// `None` for a queued event, whose attributes were merged when stored).
+    pub profile: Option<&'a serde_json::Map<String, Value>>,
 }
 
 /// What the engine keeps between groups: the published versions, the
@@ -453,10 +454,8 @@ impl Evaluator {
         // Workflows runs may start in (cloned once: recording a step borrows self).
         let active: Vec<Version> = self.published.iter().filter(|v| v.active).cloned().collect();
         let queued = std::mem::take(&mut loaded.queued);
-        let queued: Vec<GroupEvent> = queued
-            .into_iter()
-            .map(|data| GroupEvent { received_at: data.accepted(), data, profile: Default::default() })
-            .collect();
+        let queued: Vec<GroupEvent> =
+            queued.into_iter().map(|data| GroupEvent { received_at: data.accepted(), data, profile: None }).collect();
         for event in queued.iter().chain(events) {
             if !queued.is_empty() {
                 batch.events_done.push(event.data.id.clone());
@@ -522,7 +521,9 @@ impl Evaluator {
         let at = event.received_at;
         // The profile as this event leaves it: what it maps, on top of what
         // the customer's earlier events and updates in the group left.
-        loaded.profile_mut(&event.data.customer, |p| profile::merge_mapped(p, &event.profile));
+        if let Some(attributes) = event.profile.filter(|a| !a.is_empty()) {
+            loaded.profile_mut(&event.data.customer, |p| profile::merge_mapped(p, attributes));
+        }
         let event = &event.data;
         loaded.windows.add(event);
         if let Some(mut offers) = loaded.offers_of.remove(&event.customer) {

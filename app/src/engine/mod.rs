@@ -449,7 +449,7 @@ impl Task {
                     (Write::Event(e), Written::Accepted { .. }) => Some(GroupEvent {
                         data: evaluator.event_data(e),
                         received_at: e.received_at,
-                        profile: e.profile.clone(),
+                        profile: Some(&e.profile),
                     }),
                     _ => None,
                 })

@@ -168,6 +168,10 @@ impl Mapping {
         let p = |field: &str, label: &str, text: &str| {
             Path::parse(text).map_err(|e| (format!("mapping.{field}"), format!("{label}: {e}.")))
         };
+        // An optional path: absent or blank means none.
+        let optional = |field: &str, label: &str, text: &Option<String>| {
+            text.as_deref().filter(|t| !t.trim().is_empty()).map(|t| p(field, label, t)).transpose()
+        };
         let mut profile = Vec::new();
         for (i, f) in self.profile.iter().enumerate() {
             let attribute = f.attribute.trim();
@@ -184,19 +188,9 @@ impl Mapping {
             event_name: p("event_name", "Event name", &self.event_name)?,
             customer_id: p("customer_id", "Customer id", &self.customer_id)?,
             event_id: p("event_id", "Event id", &self.event_id)?,
-            timestamp: self
-                .timestamp
-                .as_deref()
-                .filter(|t| !t.trim().is_empty())
-                .map(|t| p("timestamp", "Event time", t))
-                .transpose()?,
+            timestamp: optional("timestamp", "Event time", &self.timestamp)?,
             profile,
-            offer_code: self
-                .offer_code
-                .as_deref()
-                .filter(|t| !t.trim().is_empty())
-                .map(|t| p("offer_code", "Offer code", t))
-                .transpose()?,
+            offer_code: optional("offer_code", "Offer code", &self.offer_code)?,
         })
     }
 }

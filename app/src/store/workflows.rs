@@ -99,9 +99,10 @@ pub async fn save_draft(
     Ok((n == 1).then_some(revision + 1))
 }
 
+const SET_STATUS: &str = "update workflow set status = $1, updated_by = $2, updated_at = $3 where workflow_id = $4";
+
 pub async fn set_status(db: &Db, workflow_id: &str, status: &str, by: &str) -> sqlx::Result<bool> {
-    let sql = "update workflow set status = $1, updated_by = $2, updated_at = $3 where workflow_id = $4";
-    Ok(execute!(db, sqlx::query(sql).bind(status).bind(by).bind(now_ms()).bind(workflow_id))? == 1)
+    Ok(execute!(db, sqlx::query(SET_STATUS).bind(status).bind(by).bind(now_ms()).bind(workflow_id))? == 1)
 }
 
 /// `set_status` inside the caller's transaction (archiving, with the runs it ends).
@@ -112,9 +113,8 @@ pub async fn set_status_in(
     by: &str,
     now: i64,
 ) -> sqlx::Result<bool> {
-    let sql = "update workflow set status = $1, updated_by = $2, updated_at = $3 where workflow_id = $4";
     let done = crate::with_tx!(tx, tx => {
-        sqlx::query(sql).bind(status).bind(by).bind(now).bind(workflow_id).execute(&mut *tx).await?.rows_affected()
+        sqlx::query(SET_STATUS).bind(status).bind(by).bind(now).bind(workflow_id).execute(&mut *tx).await?.rows_affected()
     });
     Ok(done == 1)
 }
