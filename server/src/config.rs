@@ -45,6 +45,10 @@ pub struct Config {
     /// Events per second each source may send before getting 429 (bursts of two seconds' worth); 0 = no limit.
     #[arg(long, env = "NUDGE_INGEST_RATE_LIMIT", default_value_t = 100_000, global = true)]
     pub ingest_rate_limit: u32,
+    /// Customers the engine keeps in memory (profile, waiting runs, offers,
+    /// hourly counters); the least recently seen are read from the database again.
+    #[arg(long, env = "NUDGE_HOT_CUSTOMERS", default_value_t = app::engine::hot::DEFAULT_CUSTOMERS, global = true)]
+    pub hot_customers: usize,
     /// Hours a sender's event id is remembered for dropping duplicates.
     #[arg(long, env = "NUDGE_DEDUPE_RETENTION_HOURS", default_value_t = 168, global = true)]
     pub dedupe_retention_hours: u32,

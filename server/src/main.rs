@@ -26,7 +26,8 @@ async fn start() -> anyhow::Result<()> {
     init_tracing(config.log_format);
     let url = config.database_url()?;
     let db = Db::connect(&url).await.with_context(|| format!("Opening the database ({}).", redact(&url)))?;
-    let ctx = Ctx::with_limits(db.clone(), config.ingest_limits());
+    let clock = std::sync::Arc::new(app::engine::clock::SystemClock);
+    let ctx = Ctx::with_engine(db.clone(), config.ingest_limits(), clock, config.hot_customers);
     let result = match command {
         None | Some(Command::Serve) => serve(config, ctx).await,
         Some(Command::Admin(AdminCommand::Create { email, password_stdin: _ })) => {

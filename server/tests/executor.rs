@@ -39,6 +39,18 @@ async fn publish_template(ctx: &Ctx, name: &str) -> String {
     w.summary.workflow_id
 }
 
+/// Each database, with the engine's default hot state and with one that holds a single customer.
+async fn hot_sizes() -> Vec<(Db, usize)> {
+    let mut out = Vec::new();
+    for db in testing::all().await {
+        out.push((db.clone(), app::engine::hot::DEFAULT_CUSTOMERS));
+    }
+    for db in testing::all().await {
+        out.push((db, 1));
+    }
+    out
+}
+
 async fn count(db: &Db, sql: &str) -> i64 {
     app::with_pool!(db, p => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await).unwrap()
 }
@@ -49,10 +61,12 @@ async fn text(db: &Db, sql: &str) -> String {
 
 #[tokio::test]
 async fn abandoned_carts_checkout_in_time_or_get_an_offer_an_alert_and_convert_on_redemption() {
-    for db in testing::all().await {
+    // With the hot state holding everyone, and holding one customer (every
+    // other one is read back from the database: runs, offers, entries).
+    for (db, hot) in hot_sizes().await {
         let clock = Arc::new(ManualClock::default());
         clock.set(T0);
-        let ctx = Ctx::with_clock(db.clone(), Default::default(), clock.clone());
+        let ctx = Ctx::with_engine(db.clone(), Default::default(), clock.clone(), hot);
         let app = router(&ctx);
         let secret = source(&ctx).await;
         publish_template(&ctx, "abandoned_cart").await;
@@ -1145,5 +1159,115 @@ async fn an_events_own_profile_attributes_and_earlier_updates_in_its_group_are_w
             serde_json::from_str(&text(&db, "select attributes from customer where customer_id = 'ana'").await)
                 .unwrap();
         assert_eq!(stored, json!({ "email": "ana@example.com", "tier": "new" }), "{}", db.backend());
+    }
+}
+
+/// Orders of a customer counted and summed over a day, by the hour.
+fn loyal_spenders() -> app::workflow::Workflow {
+    use app::workflow::rules::{Join, Op, Operand, Rule, RuleGroup, RuleItem, ValueType};
+    use app::workflow::validate::END;
+    use app::workflow::*;
+    let node = |id: &str, x: f64, kind: NodeKind| Node { id: id.into(), x, y: 100.0, kind };
+    let edge = |from: &str, port: &str, to: &str| Edge { from: from.into(), port: port.into(), to: to.into() };
+    let rule = |operand: Operand, value: serde_json::Value| {
+        RuleItem::Rule(Rule { operand, op: Op::Ge, value_type: ValueType::Number, value })
+    };
+    Workflow {
+        schema_version: SCHEMA_VERSION,
+        settings: Settings { re_entry: ReEntry::EveryTime },
+        nodes: vec![
+            node("trigger", 0.0, NodeKind::Trigger { sources: vec![], event: "order_completed".into(), filter: None }),
+            node(
+                "loyal",
+                250.0,
+                NodeKind::Condition {
+                    rules: RuleGroup {
+                        join: Join::All,
+                        items: vec![
+                            rule(Operand::CountInWindow { event: "order_completed".into(), hours: 24 }, json!(3)),
+                            rule(
+                                Operand::SumInWindow {
+                                    event: "order_completed".into(),
+                                    path: "$.total".into(),
+                                    hours: 24,
+                                },
+                                json!(100),
+                            ),
+                        ],
+                    },
+                },
+            ),
+            node(
+                "tag",
+                500.0,
+                NodeKind::UpdateProfile { changes: vec![ProfileChange::AddTag { tag: "loyal".into() }] },
+            ),
+        ],
+        edges: vec![
+            edge("trigger", "next", "loyal"),
+            edge("loyal", "yes", "tag"),
+            edge("loyal", "no", END),
+            edge("tag", "next", END),
+        ],
+    }
+}
+
+#[tokio::test]
+async fn counts_and_sums_in_a_window_count_each_customers_orders_by_the_hour_across_restarts_and_evictions() {
+    for (db, hot) in hot_sizes().await {
+        let clock = Arc::new(ManualClock::default());
+        let start = T0 - T0 % (60 * MIN) + 30 * MIN;
+        clock.set(start);
+        let ctx = Ctx::with_engine(db.clone(), Default::default(), clock.clone(), hot);
+        let secret = source(&ctx).await;
+        let input = NewWorkflow {
+            name: Some("Loyal spenders".into()),
+            definition: Some(loyal_spenders()),
+            ..Default::default()
+        };
+        let w = service::workflows::create(&ctx, &Actor::system(), input).await.unwrap();
+        service::workflows::publish(&ctx, &Actor::system(), &w.summary.workflow_id).await.unwrap();
+        let order = |app: axum::Router, id: &str, who: &str, total: serde_json::Value| {
+            let body = json!({ "id": id, "type": "order_completed", "customer": { "id": who }, "total": total });
+            let req = hook("shop", &secret, &body.to_string());
+            async move { assert_eq!(send(&app, req).await.status, StatusCode::ACCEPTED) }
+        };
+        let loyal = |db: Db, who: &'static str| async move {
+            let sql = format!(
+                "select count(*) from run_step s join run r on r.run_id = s.run_id \
+                 where r.customer_id = '{who}' and s.node = 'loyal' and s.outcome = 'yes'"
+            );
+            count(&db, &sql).await
+        };
+        let app = router(&ctx);
+        // Ana: an order 30 hours before the others (outside a day), then two
+        // more; Bo's orders are his own.
+        order(app.clone(), "o1", "ana", json!(500)).await;
+        clock.set(start + 30 * 60 * MIN);
+        order(app.clone(), "o2", "ana", json!(40)).await;
+        order(app.clone(), "b1", "bo", json!(90)).await;
+        order(app.clone(), "o3", "ana", json!("35.5")).await;
+        assert_eq!(loyal(db.clone(), "ana").await, 0, "two orders in the day, the first is older");
+
+        // A restart: the windows are counted again from the stored events.
+        drop(app);
+        let ctx = Ctx::with_engine(db.clone(), Default::default(), clock.clone(), hot);
+        let app = router(&ctx);
+        clock.set(start + 31 * 60 * MIN);
+        order(app.clone(), "b2", "bo", json!(90)).await;
+        order(app.clone(), "o4", "ana", json!(10)).await;
+        assert_eq!(loyal(db.clone(), "ana").await, 0, "three orders but 85.5 in all");
+        order(app.clone(), "o5", "ana", json!(20)).await;
+        assert_eq!(loyal(db.clone(), "ana").await, 1, "four orders, 105.5 in all");
+        assert_eq!(loyal(db.clone(), "bo").await, 0, "Bo has two");
+        order(app.clone(), "b3", "bo", json!(1)).await;
+        assert_eq!(loyal(db.clone(), "bo").await, 1, "three orders, 181 in all");
+        let tags = text(&db, "select attributes from customer where customer_id = 'ana'").await;
+        assert!(tags.contains("loyal"), "{tags}");
+
+        // A day later Ana's orders have left the window.
+        clock.set(start + 56 * 60 * MIN);
+        order(app.clone(), "o6", "ana", json!(200)).await;
+        assert_eq!(loyal(db.clone(), "ana").await, 1);
     }
 }

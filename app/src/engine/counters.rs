@@ -38,6 +38,10 @@ pub struct Figures {
     pub quarantined: u64,
     /// Groups committed.
     pub groups: u64,
+    /// Customers the hot state holds.
+    pub hot_customers: u64,
+    /// Customers read from the database because the hot state did not hold them.
+    pub hot_misses: u64,
     /// From a group's acceptance to its commit.
     pub to_commit: Histogram,
 }

@@ -4,12 +4,13 @@
 //! before the group's transaction (`Evaluator::load`); what it decides is
 //! written inside it (`store::group`), so evaluation itself does no I/O.
 
+use super::hot::{Customer, Hot};
 use crate::store::events::NewEvent;
 use crate::store::offers::OfferRow;
 use crate::store::rollups::metric;
 use crate::store::runs::{self, ActionWrite, Batch, Effect, RunRow, RunWrite, StepWrite};
 use crate::store::{self, Db};
-use crate::workflow::aggregate;
+use crate::workflow::aggregate::{self, Window};
 use crate::workflow::eval::{self, Action, Context, EventData, Input, RunState, Step};
 use crate::workflow::offer::CodeState;
 use crate::workflow::profile;
@@ -29,44 +30,15 @@ const LOOKUP_CHUNK: usize = 500;
 /// Due timers one group fires at most; the rest fire in the next.
 pub const TIMERS_PER_GROUP: i64 = 512;
 
-/// A customer as evaluation sees it: the profile, parsed.
-#[derive(Debug)]
-struct Known {
-    profile: Value,
-    /// `None` for a customer first seen in this group.
-    last_seen_at: Option<i64>,
-}
-
-/// The group's customers' events that count and sum conditions look at:
-/// (customer, event name) → (event id, payload), for events since
-/// `covers[name]` (a UUID v7 floor), the group's own added as they are
-/// evaluated, so each event sees the ones accepted before it and itself.
-#[derive(Debug, Default)]
-struct Windows {
-    covers: HashMap<String, String>,
-    events: HashMap<(String, String), Vec<Counted>>,
-}
-
-/// An event a window counts: its id (time-ordered) and payload.
-type Counted = (String, Arc<Value>);
-
-impl Windows {
-    /// The payloads of `customer`'s events named `event` since `since`.
-    fn get(&self, customer: &str, event: &str, since: &str) -> Vec<&Value> {
-        let key = (customer.to_string(), event.to_string());
-        self.events
-            .get(&key)
-            .map(|list| list.iter().filter(|(id, _)| id.as_str() >= since).map(|(_, p)| p.as_ref()).collect())
-            .unwrap_or_default()
-    }
-
-    /// Adds an event of this group, if some window counts its name.
-    fn add(&mut self, event: &EventData) {
-        if self.covers.contains_key(&event.name) {
-            let key = (event.customer.clone(), event.name.clone());
-            self.events.entry(key).or_default().push((event.id.clone(), Arc::new(event.payload.clone())));
-        }
-    }
+/// The shape of the windows evaluation counts: for each event name some
+/// count or sum condition looks at, the longest window in hours and the
+/// fields summed, over every version in play. `version` moves when it
+/// changes, so a cached customer's windows counted for another shape are
+/// counted again from the events.
+#[derive(Debug, Default, PartialEq)]
+struct Counted {
+    version: u64,
+    events: HashMap<String, (u32, Vec<String>)>,
 }
 
 /// A published version, parsed once.
@@ -80,8 +52,8 @@ struct Version {
 
 /// A run being worked on in this group.
 #[derive(Debug, Clone)]
-struct WorkingRun {
-    state: RunState,
+pub struct WorkingRun {
+    pub state: RunState,
     version: i64,
     customer: String,
     trigger_event_id: String,
@@ -112,14 +84,11 @@ impl Working {
     }
 }
 
-/// What a group's evaluation reads, loaded before its transaction.
+/// What a group's evaluation reads: its customers (from the hot state or
+/// the database, before its transaction) and the due timers.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    customers: HashMap<String, Known>,
-    windows: Windows,
-    waiting_of: HashMap<String, Vec<RunRow>>,
-    entered: HashMap<(String, String), i64>,
-    offers_of: HashMap<String, Vec<OfferRow>>,
+    customers: HashMap<String, Customer>,
     /// Runs whose timer is due at the group's time.
     due: Vec<RunRow>,
     /// Events of an older version's queue to run (start-up catch-up only).
@@ -138,17 +107,9 @@ impl Loaded {
         self.due.len()
     }
 
-    /// Changes `customer`'s profile as the group sees it (a customer new in
-    /// the group starts empty).
-    fn profile_mut(&mut self, customer: &str, change: impl FnOnce(&mut Value)) {
-        match self.customers.get_mut(customer) {
-            Some(known) => change(&mut known.profile),
-            None => {
-                let mut profile = Value::Object(serde_json::Map::new());
-                change(&mut profile);
-                self.customers.insert(customer.to_string(), Known { profile, last_seen_at: None });
-            }
-        }
+    /// A customer of the group (one the group did not load starts empty).
+    fn customer_mut(&mut self, customer: &str) -> &mut Customer {
+        self.customers.entry(customer.to_string()).or_insert_with(|| Customer::new(0))
     }
 
     /// The profile updates a step made, so what follows in the group sees them
@@ -156,7 +117,7 @@ impl Loaded {
     fn note_changes(&mut self, customer: &str, step: &Step) {
         for action in &step.actions {
             if let Action::UpdateProfile { changes, .. } = action {
-                self.profile_mut(customer, |p| profile::apply_changes(p, changes));
+                profile::apply_changes(&mut self.customer_mut(customer).profile, changes);
                 self.changed.insert(customer.to_string());
             }
         }
@@ -182,6 +143,7 @@ pub struct Evaluator {
     published_at: Option<u64>,
     pinned: HashMap<(String, i64), Arc<Workflow>>,
     sources: HashMap<String, String>,
+    counted: Counted,
     /// Step numbers: increasing across the process's life.
     seq: i64,
 }
@@ -193,6 +155,7 @@ impl Default for Evaluator {
             published_at: None,
             pinned: HashMap::new(),
             sources: HashMap::new(),
+            counted: Counted::default(),
             seq: store::now_ms() * 1000,
         }
     }
@@ -269,24 +232,50 @@ impl Evaluator {
         self.sources.get(source_id).cloned().unwrap_or_else(|| source_id.to_string())
     }
 
-    /// Reads what evaluating events of `customers` and the timers due at
-    /// `now` needs, a few queries for the whole group.
+    /// Gathers what evaluating `events` (and `queued` ones) and, when
+    /// `timers`, the timers due at `now` needs: each customer from the hot
+    /// state, or for those it does not hold, a few queries for the whole
+    /// group. What it takes out of `hot` goes back when the group commits;
+    /// on an error the cache reads through from then on.
     pub async fn load(
         &mut self,
         db: &Db,
+        hot: &mut Hot,
         events: &[&NewEvent],
         now: i64,
         queued: Vec<store::events::EventRow>,
+        timers: bool,
     ) -> anyhow::Result<Loaded> {
+        let mut loaded = Loaded::default();
+        let result = self.load_into(&mut loaded, db, hot, events, now, queued, timers).await;
+        match result {
+            Ok(()) => Ok(loaded),
+            Err(err) => {
+                hot.lose();
+                Err(err)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn load_into(
+        &mut self,
+        loaded: &mut Loaded,
+        db: &Db,
+        hot: &mut Hot,
+        events: &[&NewEvent],
+        now: i64,
+        queued: Vec<store::events::EventRow>,
+        timers: bool,
+    ) -> anyhow::Result<()> {
         // A source created since the last load: its slug is needed for triggers.
         let unknown = events.iter().map(|e| &e.source_id).chain(queued.iter().map(|e| &e.source_id));
         if unknown.into_iter().any(|s| s != eval::NUDGE_SOURCE && !self.sources.contains_key(s)) {
             self.load_sources(db).await?;
         }
-        let mut loaded = Loaded {
-            due: runs::due_runs(db, now, TIMERS_PER_GROUP).await.context("Reading due timers.")?,
-            ..Loaded::default()
-        };
+        if timers {
+            loaded.due = runs::due_runs(db, now, TIMERS_PER_GROUP).await.context("Reading due timers.")?;
+        }
         for row in queued {
             match serde_json::from_str::<Value>(&row.payload) {
                 Ok(payload) => loaded.queued.push(EventData {
@@ -310,33 +299,57 @@ impl Evaluator {
             .collect();
         ids.sort();
         ids.dedup();
-        if ids.is_empty() {
-            return Ok(loaded);
+        let mut missing: Vec<String> = Vec::new();
+        // Customers the database does not have: no events to count either.
+        let mut new: Vec<String> = Vec::new();
+        for id in ids {
+            match hot.take(&id) {
+                Some(c) => {
+                    loaded.customers.insert(id, c);
+                }
+                None if hot.complete() => new.push(id),
+                None => missing.push(id),
+            }
         }
-        let active_ids: Vec<String> =
-            self.published.iter().filter(|v| v.active).map(|v| v.workflow_id.clone()).collect();
-        for chunk in ids.chunks(LOOKUP_CHUNK) {
+        hot.misses += missing.len() as u64;
+        for chunk in missing.chunks(LOOKUP_CHUNK) {
+            let mut read: HashMap<String, Customer> = HashMap::new();
             for c in store::events::customers(db, chunk).await? {
                 let profile = serde_json::from_str::<Value>(&c.attributes).unwrap_or_else(|_| serde_json::json!({}));
-                loaded.customers.insert(c.customer_id, Known { profile, last_seen_at: Some(c.last_seen_at) });
+                let mut known = Customer::new(0);
+                known.profile = profile;
+                known.last_seen_at = Some(c.last_seen_at);
+                read.insert(c.customer_id, known);
+            }
+            for id in chunk {
+                if !read.contains_key(id) {
+                    new.push(id.clone());
+                }
             }
             for o in store::offers::recent_of_customers(db, chunk, now - OFFER_LOOKBACK_MS).await? {
-                loaded.offers_of.entry(o.customer_id.clone()).or_default().push(o);
+                if let Some(c) = read.get_mut(&o.customer_id) {
+                    c.offers.push(o);
+                }
             }
             for r in runs::waiting_runs_of_many(db, chunk).await? {
-                loaded.waiting_of.entry(r.customer_id.clone()).or_default().push(r);
+                if let (Some(c), Some(w)) = (read.get_mut(&r.customer_id), to_working(&r)) {
+                    c.waiting.push(w);
+                }
             }
-            for (workflow_id, customer, at) in runs::last_entered_many(db, &active_ids, chunk).await? {
-                loaded.entered.insert((workflow_id, customer), at);
+            for (workflow_id, customer, at) in runs::last_entered_of(db, chunk).await? {
+                if let Some(c) = read.get_mut(&customer) {
+                    c.entered.insert(workflow_id, at);
+                }
             }
+            loaded.customers.extend(read);
         }
-        // The versions the loaded runs are pinned to, read once per process.
+        // The versions the group's runs are pinned to, read once per process.
         let pins: Vec<(String, i64)> = loaded
-            .waiting_of
+            .customers
             .values()
-            .flatten()
-            .chain(&loaded.due)
-            .map(|r| (r.workflow_id.clone(), r.version))
+            .flat_map(|c| &c.waiting)
+            .map(|r| (r.state.workflow_id.clone(), r.version))
+            .chain(loaded.due.iter().map(|r| (r.workflow_id.clone(), r.version)))
             .collect();
         for (workflow_id, version) in pins {
             if self.known(&workflow_id, version).is_none() {
@@ -352,29 +365,59 @@ impl Evaluator {
                 }
             }
         }
-        // The longest window each counted event name needs, over every version in play.
-        let mut hours: HashMap<String, u32> = HashMap::new();
+        self.count_windows();
+        let shape = self.counted.version;
+        for id in new {
+            loaded.customers.insert(id, Customer::new(shape));
+        }
+        // Customers whose windows were counted for another shape (or never):
+        // counted again from their events, one query per counted name.
+        let stale: Vec<String> =
+            loaded.customers.iter().filter(|(_, c)| c.windows_for != shape).map(|(id, _)| id.clone()).collect();
+        for id in &stale {
+            if let Some(c) = loaded.customers.get_mut(id) {
+                c.windows.clear();
+                c.windows_for = shape;
+            }
+        }
+        for (event, (hours, paths)) in &self.counted.events {
+            let since = aggregate::window_start(now, *hours);
+            for chunk in stale.chunks(LOOKUP_CHUNK) {
+                for (customer, received_at, payload) in runs::customers_events_since(db, chunk, event, since).await? {
+                    let Some(c) = loaded.customers.get_mut(&customer) else { continue };
+                    let payload = serde_json::from_str(&payload).unwrap_or(Value::Null);
+                    c.windows.entry(event.clone()).or_insert_with(|| Window::new(paths)).add(received_at, &payload);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The windows' shape over every version in play (published or pinned);
+    /// its version moves when it changes.
+    fn count_windows(&mut self) {
+        let mut events: HashMap<String, (u32, Vec<String>)> = HashMap::new();
         for w in self.published.iter().map(|v| v.workflow.as_ref()).chain(self.pinned.values().map(Arc::as_ref)) {
             for operand in w.aggregates() {
-                if let Operand::CountInWindow { event, hours: h } | Operand::SumInWindow { event, hours: h, .. } =
-                    operand
-                {
-                    let longest = hours.entry(event).or_insert(0);
-                    *longest = (*longest).max(h);
+                let (event, hours, path) = match operand {
+                    Operand::CountInWindow { event, hours } => (event, hours, None),
+                    Operand::SumInWindow { event, path, hours } => (event, hours, Some(path)),
+                    Operand::Event { .. } | Operand::Profile { .. } | Operand::LastSeen => continue,
+                };
+                let (longest, paths) = events.entry(event).or_default();
+                *longest = (*longest).max(hours);
+                if let Some(path) = path.filter(|p| !paths.contains(p)) {
+                    paths.push(path);
                 }
             }
         }
-        for (event, h) in hours {
-            let since = store::uuid_v7_floor(aggregate::window_start(now, h));
-            for chunk in ids.chunks(LOOKUP_CHUNK) {
-                for (customer, id, payload) in runs::customers_events_since(db, chunk, &event, &since).await? {
-                    let value = serde_json::from_str(&payload).unwrap_or(Value::Null);
-                    loaded.windows.events.entry((customer, event.clone())).or_default().push((id, Arc::new(value)));
-                }
-            }
-            loaded.windows.covers.insert(event, since);
+        for (_, paths) in events.values_mut() {
+            paths.sort();
         }
-        Ok(loaded)
+        if events != self.counted.events {
+            self.counted.events = events;
+            self.counted.version += 1;
+        }
     }
 
     /// A version's definition, if published or pinned (loaded by `load`).
@@ -408,12 +451,12 @@ impl Evaluator {
             let value = match &operand {
                 Operand::LastSeen => known.and_then(|k| k.last_seen_at).map(Value::from),
                 Operand::CountInWindow { event, hours } => {
-                    let since = store::uuid_v7_floor(aggregate::window_start(now, *hours));
-                    Some(Value::from(loaded.windows.get(customer, event, &since).len()))
+                    let window = known.and_then(|k| k.windows.get(event));
+                    Some(Value::from(window.map_or(0, |w| w.count(now, *hours))))
                 }
                 Operand::SumInWindow { event, path, hours } => {
-                    let since = store::uuid_v7_floor(aggregate::window_start(now, *hours));
-                    Some(Value::from(aggregate::sum_at(loaded.windows.get(customer, event, &since), path)))
+                    let window = known.and_then(|k| k.windows.get(event));
+                    Some(Value::from(window.map_or(0.0, |w| w.sum(now, *hours, path))))
                 }
                 Operand::Event { .. } | Operand::Profile { .. } => None,
             };
@@ -469,7 +512,7 @@ impl Evaluator {
         }
         let runs_started = working.runs.values().filter(|w| w.new).count() as u64;
         let mut written: Vec<(RunWrite, Option<String>)> = Vec::new();
-        for (run_id, w) in working.runs {
+        for (run_id, w) in &working.runs {
             // Runs read from the database but left unchanged need no write.
             if !w.new && !w.dirty {
                 continue;
@@ -489,7 +532,7 @@ impl Evaluator {
                 }
             };
             let run = RunWrite {
-                run_id,
+                run_id: run_id.clone(),
                 workflow_id: w.state.workflow_id.clone(),
                 version: w.version,
                 customer_id: w.customer.clone(),
@@ -503,11 +546,48 @@ impl Evaluator {
             };
             written.push((run, waiting_for));
         }
+        let customers = self.leave(std::mem::take(&mut loaded.customers), &working, &batch, now);
         // New runs first: steps and actions refer to them.
         written.sort_by_key(|(r, _)| !r.new);
         let (runs, waiting_for): (Vec<RunWrite>, Vec<Option<String>>) = written.into_iter().unzip();
         batch.runs = runs;
-        Evaluated { batch, waiting_for, timers, runs_started }
+        Evaluated { batch, waiting_for, timers, runs_started, customers }
+    }
+
+    /// The group's customers as its evaluation leaves them: their waiting
+    /// runs as they now stand, windows and offers pruned to what can still
+    /// count (the offers the commit issues are added by `settled`).
+    fn leave(
+        &self,
+        mut customers: HashMap<String, Customer>,
+        working: &Working,
+        batch: &Batch,
+        now: i64,
+    ) -> HashMap<String, Customer> {
+        let broken: std::collections::HashSet<&str> = batch.broken.iter().map(|(id, _)| id.as_str()).collect();
+        for c in customers.values_mut() {
+            c.waiting.retain(|r| !working.contains_key(&r.state.run_id) && !broken.contains(r.state.run_id.as_str()));
+            c.offers.retain(|o| o.created_at >= now - OFFER_LOOKBACK_MS);
+            c.windows.retain(|event, w| match self.counted.events.get(event) {
+                Some((hours, _)) => {
+                    w.prune(now, *hours);
+                    !w.is_empty()
+                }
+                None => false,
+            });
+        }
+        for w in working.runs.values() {
+            if w.state.status != eval::RunStatus::Waiting || broken.contains(w.state.run_id.as_str()) {
+                continue;
+            }
+            if let Some(c) = customers.get_mut(&w.customer) {
+                c.waiting.push(WorkingRun { new: false, dirty: false, ..w.clone() });
+            }
+        }
+        for c in customers.values_mut() {
+            c.waiting.sort_by(|a, b| a.state.run_id.cmp(&b.state.run_id));
+        }
+        customers
     }
 
     fn evaluate_event(
@@ -521,21 +601,24 @@ impl Evaluator {
         let at = event.received_at;
         // The profile as this event leaves it: what it maps, on top of what
         // the customer's earlier events and updates in the group left.
+        let counted = self.counted.events.get(&event.data.name);
+        let customer = loaded.customer_mut(&event.data.customer);
         if let Some(attributes) = event.profile.filter(|a| !a.is_empty()) {
-            loaded.profile_mut(&event.data.customer, |p| profile::merge_mapped(p, attributes));
+            profile::merge_mapped(&mut customer.profile, attributes);
         }
         let event = &event.data;
-        loaded.windows.add(event);
-        if let Some(mut offers) = loaded.offers_of.remove(&event.customer) {
-            self.redeem_carried(batch, &mut offers, event, at);
-            loaded.offers_of.insert(event.customer.clone(), offers);
+        // Each event counts in its own windows (it is accepted before it is evaluated).
+        if let Some((_, paths)) = counted {
+            customer.windows.entry(event.name.clone()).or_insert_with(|| Window::new(paths)).add(at, &event.payload);
         }
-        // Waiting runs of this customer, from the database and from this group.
-        for r in loaded.waiting_of.remove(&event.customer).unwrap_or_default() {
-            if !working.contains_key(&r.run_id) {
-                if let Some(w) = to_working(&r) {
-                    working.insert(r.run_id.clone(), w);
-                }
+        let mut offers = std::mem::take(&mut customer.offers);
+        // Waiting runs of this customer, from the cache or the database, and from this group.
+        let waiting = std::mem::take(&mut customer.waiting);
+        self.redeem_carried(batch, &mut offers, event, at);
+        loaded.customer_mut(&event.customer).offers = offers;
+        for r in waiting {
+            if !working.contains_key(&r.state.run_id) {
+                working.insert(r.state.run_id.clone(), r);
             }
         }
         let mut waiting: Vec<(String, i64, String)> = working
@@ -574,12 +657,12 @@ impl Evaluator {
             if !v.workflow.triggered_by(event, &ctx) {
                 continue;
             }
-            let key = (v.workflow_id.clone(), event.customer.clone());
-            let last = loaded.entered.get(&key).copied();
+            let entered = &mut loaded.customer_mut(&event.customer).entered;
+            let last = entered.get(&v.workflow_id).copied();
             if !eval::may_enter(&v.workflow.settings, last, at) {
                 continue;
             }
-            loaded.entered.insert(key, at);
+            entered.insert(v.workflow_id.clone(), at);
             batch.entries.push((v.workflow_id.clone(), event.customer.clone(), at));
             let run_id = store::new_id();
             let step = eval::start(&v.workflow, &v.workflow_id, &run_id, event.clone(), &ctx);
@@ -595,6 +678,9 @@ impl Evaluator {
             loaded.note_changes(&event.customer, &step);
             self.record(batch, working, fresh, step, at, Some(at));
         }
+        // What this customer's next event sees as "last seen", as the store keeps it.
+        let c = loaded.customer_mut(&event.customer);
+        c.last_seen_at = Some(c.last_seen_at.map_or(event.at, |seen| seen.max(event.at)));
     }
 
     /// Adds a step's outcome to the batch and the group's view of the run.
@@ -715,6 +801,42 @@ pub struct Evaluated {
     pub waiting_for: Vec<Option<String>>,
     pub timers: usize,
     pub runs_started: u64,
+    /// The group's customers as it leaves them (see `settled`).
+    pub customers: HashMap<String, Customer>,
+}
+
+/// The group's customers as its commit left them, for the hot state: with
+/// the offers it issued and the redemptions it made.
+pub fn settled(evaluated: &mut Evaluated, committed: &runs::Committed) -> HashMap<String, Customer> {
+    let mut customers = std::mem::take(&mut evaluated.customers);
+    let performed: std::collections::HashSet<&str> = committed.performed.iter().map(String::as_str).collect();
+    for a in evaluated.batch.actions.iter().filter(|a| performed.contains(a.action_key.as_str())) {
+        if let (Effect::Offer { code, discount, value, expires_at }, Some(c)) =
+            (&a.effect, customers.get_mut(&a.customer_id))
+        {
+            c.offers.push(OfferRow {
+                code: code.clone(),
+                action_key: a.action_key.clone(),
+                workflow_id: a.workflow_id.clone(),
+                run_id: a.run_id.clone(),
+                customer_id: a.customer_id.clone(),
+                discount: discount.clone(),
+                value: *value,
+                expires_at: *expires_at,
+                redeemed_at: None,
+                redeemed_by: None,
+                created_at: committed.at,
+            });
+        }
+    }
+    for r in &committed.redeemed {
+        if let Some(o) = customers.get_mut(&r.customer_id).and_then(|c| c.offers.iter_mut().find(|o| o.code == r.code))
+        {
+            o.redeemed_at = r.redeemed_at;
+            o.redeemed_by = r.redeemed_by.clone();
+        }
+    }
+    customers
 }
 
 /// Keys of a stored state that its row's columns hold (or, for the trigger's

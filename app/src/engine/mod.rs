@@ -13,6 +13,7 @@
 pub mod clock;
 pub mod counters;
 pub mod evaluate;
+pub mod hot;
 pub mod live;
 pub mod partition;
 
@@ -27,6 +28,7 @@ use crate::workflow::offer::{self, CodeState};
 use clock::Clock;
 use counters::Counters;
 use evaluate::{Evaluated, Evaluator, GroupEvent};
+use hot::Hot;
 use live::Live;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,6 +107,8 @@ pub struct EngineParts {
     pub live: Live,
     pub signals: Arc<Signals>,
     pub clock: Arc<dyn Clock>,
+    /// Customers the hot state keeps at most.
+    pub hot_customers: usize,
 }
 
 impl Engine {
@@ -116,6 +120,8 @@ impl Engine {
         let (tx, rx) = mpsc::channel::<Job>(2048);
         let counters = Arc::new(Counters::default());
         let task = Task {
+            // Complete once start-up finds no customer (`catch_up`).
+            hot: Hot::new(parts.hot_customers, false),
             parts,
             counters: counters.clone(),
             evaluator: Evaluator::default(),
@@ -169,6 +175,7 @@ impl Engine {
 
 struct Task {
     parts: EngineParts,
+    hot: Hot,
     counters: Arc<Counters>,
     evaluator: Evaluator,
     /// The last group's time: acceptance times never go back.
@@ -235,6 +242,11 @@ impl Task {
     /// Runs what an older version's queue still holds, oldest first, then
     /// the timers that fell due while the server was down.
     async fn catch_up(&mut self) {
+        match store::events::has_customers(&self.parts.db).await {
+            Ok(false) => self.hot = Hot::new(self.parts.hot_customers, true),
+            Ok(true) => {}
+            Err(err) => tracing::warn!(error = %err, "Counting customers failed; the hot state reads through."),
+        }
         loop {
             if let Err(err) = self.refresh().await {
                 tracing::error!(error = format!("{err:#}"), "The engine cannot load the workflows; retrying.");
@@ -316,8 +328,9 @@ impl Task {
     }
 
     async fn commit_timers(&mut self, now: i64) -> anyhow::Result<(usize, bool)> {
-        let loaded = self.evaluator.load(&self.parts.db, &[], now, Vec::new()).await?;
+        let loaded = self.evaluator.load(&self.parts.db, &mut self.hot, &[], now, Vec::new(), true).await?;
         if loaded.timers() == 0 {
+            // Nothing taken from the hot state: a group without timers has no customers.
             return Ok((0, false));
         }
         let (n, full) = (loaded.timers(), loaded.timers_full());
@@ -333,9 +346,16 @@ impl Task {
         })
         .await;
         drop(turn);
-        let (done, batch) = result?;
+        let (done, batch) = match result {
+            Ok(r) => r,
+            Err(err) => {
+                self.hot.lose();
+                return Err(err.into());
+            }
+        };
         let mut evaluated = evaluated.unwrap_or_default();
         evaluated.batch = batch;
+        self.keep(&mut evaluated, &done.committed);
         self.counters.update(|c| c.timers += n as u64);
         self.after_commit(&[], &done, &evaluated);
         Ok((n, full))
@@ -433,7 +453,12 @@ impl Task {
                 Write::DeadLetter(_) => None,
             })
             .collect();
-        let loaded = match self.evaluator.load(&self.parts.db, &events, now, queued).await {
+        let timers = match self.next_due {
+            Some(Some(due)) => due <= now,
+            Some(None) => false,
+            None => true,
+        };
+        let loaded = match self.evaluator.load(&self.parts.db, &mut self.hot, &events, now, queued, timers).await {
             Ok(l) => l,
             Err(err) => return Err((err, writes)),
         };
@@ -466,6 +491,7 @@ impl Task {
             Ok((done, batch)) => {
                 let mut evaluated = evaluated.unwrap_or_default();
                 evaluated.batch = batch;
+                self.keep(&mut evaluated, &done.committed);
                 let accepted = done.written.iter().filter(|w| matches!(w, Written::Accepted { .. })).count() as u64;
                 let seconds = started.elapsed().as_secs_f64();
                 self.counters.update(|c| {
@@ -478,8 +504,25 @@ impl Task {
                 self.after_commit(&writes, &done, &evaluated);
                 Ok(done.written)
             }
-            Err(err) => Err((anyhow::Error::new(err).context("Committing a group."), writes)),
+            Err(err) => {
+                // The group's customers were taken out of the hot state and
+                // the database still has them as they were: read them again.
+                self.hot.lose();
+                Err((anyhow::Error::new(err).context("Committing a group."), writes))
+            }
         }
+    }
+
+    /// Puts the group's customers back in the hot state as the commit left them.
+    fn keep(&mut self, evaluated: &mut Evaluated, committed: &store::runs::Committed) {
+        for (id, customer) in evaluate::settled(evaluated, committed) {
+            self.hot.put(id, customer);
+        }
+        let (held, misses) = (self.hot.len() as u64, self.hot.misses);
+        self.counters.update(|c| {
+            c.hot_customers = held;
+            c.hot_misses = misses;
+        });
     }
 
     /// Redeems a code through the API: the core decides; Nudge's record of
@@ -548,6 +591,7 @@ impl Task {
         .await;
         drop(turn);
         let ended = result?.ok_or_else(|| AppError::NotFound(format!("No workflow '{workflow_id}'.")))?;
+        self.hot.end_runs_of(workflow_id);
         self.parts.signals.workflows_changed();
         // The events of this group evaluated after the archive must not start
         // runs in it: the published versions are reloaded now, not at the next group.

@@ -54,6 +54,16 @@ impl Ctx {
 
     /// The context with the engine on `clock` (tests move a hand-set one).
     pub fn with_clock(db: Db, limits: ingest::IngestLimits, clock: Arc<dyn crate::engine::clock::Clock>) -> Self {
+        Ctx::with_engine(db, limits, clock, crate::engine::hot::DEFAULT_CUSTOMERS)
+    }
+
+    /// The context with an engine keeping up to `hot_customers` customers in memory.
+    pub fn with_engine(
+        db: Db,
+        limits: ingest::IngestLimits,
+        clock: Arc<dyn crate::engine::clock::Clock>,
+        hot_customers: usize,
+    ) -> Self {
         let live = crate::engine::live::Live::default();
         live.start_ticker();
         let signals = Arc::new(Signals::default());
@@ -63,6 +73,7 @@ impl Ctx {
             live: live.clone(),
             signals: signals.clone(),
             clock: clock.clone(),
+            hot_customers,
         };
         Ctx {
             engine: crate::engine::Engine::start(parts),

@@ -417,6 +417,13 @@ pub async fn customer(db: &Db, customer_id: &str) -> sqlx::Result<Option<Custome
     with_pool!(db, p => sqlx::query_as::<_, CustomerRow>(sql).bind(customer_id).fetch_optional(p).await)
 }
 
+/// Whether any customer exists (the engine's hot state starts complete on a
+/// database without one).
+pub async fn has_customers(db: &Db) -> sqlx::Result<bool> {
+    let sql = "select exists (select 1 from customer)";
+    with_pool!(db, p => sqlx::query_scalar::<_, bool>(sql).fetch_one(p).await)
+}
+
 /// The customers of `ids` that exist, in one query (the executor reads a batch's at once).
 pub async fn customers(db: &Db, ids: &[String]) -> sqlx::Result<Vec<CustomerRow>> {
     if ids.is_empty() {

@@ -122,25 +122,19 @@ pub async fn waiting_runs_of_many(db: &Db, customer_ids: &[String]) -> sqlx::Res
     Ok(rows)
 }
 
-/// When each of these customers last entered each of these workflows:
-/// (workflow, customer, at), in one query.
-pub async fn last_entered_many(
-    db: &Db,
-    workflow_ids: &[String],
-    customer_ids: &[String],
-) -> sqlx::Result<Vec<(String, String, i64)>> {
-    if customer_ids.is_empty() || workflow_ids.is_empty() {
+/// When each of these customers last entered each workflow: (workflow,
+/// customer, at), in one query.
+pub async fn last_entered_of(db: &Db, customer_ids: &[String]) -> sqlx::Result<Vec<(String, String, i64)>> {
+    if customer_ids.is_empty() {
         return Ok(Vec::new());
     }
     let sql = format!(
-        "select workflow_id, customer_id, last_entered_at from workflow_entry \
-         where workflow_id in ({}) and customer_id in ({})",
-        super::params(db, 1, workflow_ids.len()),
-        super::params(db, 1 + workflow_ids.len(), customer_ids.len())
+        "select workflow_id, customer_id, last_entered_at from workflow_entry where customer_id in ({})",
+        super::params(db, 1, customer_ids.len())
     );
     with_pool!(db, p => {
         let mut q = sqlx::query_as::<_, (String, String, i64)>(&sql);
-        for id in workflow_ids.iter().chain(customer_ids) {
+        for id in customer_ids {
             q = q.bind(id);
         }
         q.fetch_all(p).await
@@ -169,50 +163,33 @@ pub async fn next_due(db: &Db) -> sqlx::Result<Option<i64>> {
     with_pool!(db, p => sqlx::query_scalar::<_, i64>(sql).fetch_optional(p).await)
 }
 
-/// Payloads of a customer's events of one name since `since_id` (a UUID v7 floor).
-pub async fn customer_events_since(
-    db: &Db,
-    customer_id: &str,
-    name: &str,
-    since_id: &str,
-) -> sqlx::Result<Vec<String>> {
-    // The customer's few events, not every event of that name: without
-    // statistics SQLite may pick `event_by_name`, which scans all of them.
-    let sql = match db {
-        Db::Sqlite(_) => {
-            "select payload from event indexed by event_by_customer \
-             where customer_id = $1 and event_id >= $2 and name = $3"
-        }
-        Db::Postgres(_) => "select payload from event where customer_id = $1 and event_id >= $2 and name = $3",
-    };
-    with_pool!(db, p => sqlx::query_scalar::<_, String>(sql).bind(customer_id).bind(since_id).bind(name).fetch_all(p).await)
-}
-
-/// Events of one name of any of these customers since `since_id` (a UUID v7
-/// floor): (customer, event id, payload), in one query — the executor reads
-/// what a batch's count and sum conditions need at once.
+/// Events of one name of any of these customers accepted since `since`
+/// (unix ms): (customer, accepted at, payload), in one query — what the
+/// engine counts in the windows of the customers its cache does not hold.
 pub async fn customers_events_since(
     db: &Db,
     customer_ids: &[String],
     name: &str,
-    since_id: &str,
-) -> sqlx::Result<Vec<(String, String, String)>> {
+    since: i64,
+) -> sqlx::Result<Vec<(String, i64, String)>> {
     if customer_ids.is_empty() {
         return Ok(Vec::new());
     }
+    // The customers' few events, not every event of that name: without
+    // statistics SQLite may pick `event_by_name`, which scans all of them.
     let hint = match db {
         Db::Sqlite(_) => "indexed by event_by_customer",
         Db::Postgres(_) => "",
     };
     let sql = format!(
-        "select customer_id, event_id, payload from event {hint} \
-         where event_id >= {} and name = {} and customer_id in ({})",
+        "select customer_id, received_at, payload from event {hint} \
+         where received_at >= {} and name = {} and customer_id in ({})",
         super::param(db, 1),
         super::param(db, 2),
         super::params(db, 3, customer_ids.len())
     );
     with_pool!(db, p => {
-        let mut q = sqlx::query_as::<_, (String, String, String)>(&sql).bind(since_id).bind(name);
+        let mut q = sqlx::query_as::<_, (String, i64, String)>(&sql).bind(since).bind(name);
         for id in customer_ids {
             q = q.bind(id);
         }

@@ -1,23 +1,105 @@
 //! Counts and sums over a customer's recent events of one name: what a
 //! window holds and how a field adds up, decided once for the engine, the
 //! designer and the backtest alike.
+//!
+//! Windows count by the hour: each event adds to its acceptance hour's
+//! counter, and a window of N hours holds the counters from the hour that
+//! was N hours ago (whole) to now. So a window never misses an event of the
+//! last N hours and may hold up to one hour more; the engine keeps a few
+//! numbers per customer and hour instead of re-reading payloads.
 
 use super::rules::as_number;
 use crate::ingest::mapping::Path;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
-const HOUR_MS: i64 = 3_600_000;
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// The hour (hours since the epoch) `at` (unix ms) falls in.
+pub fn hour_of(at: i64) -> i64 {
+    at.div_euclid(HOUR_MS)
+}
+
+/// The first hour a window of `hours` ending at `now` holds, whole.
+pub fn first_hour(now: i64, hours: u32) -> i64 {
+    hour_of(now - i64::from(hours) * HOUR_MS)
+}
 
 /// The first moment (unix ms) a window of `hours` ending at `now` holds.
 pub fn window_start(now: i64, hours: u32) -> i64 {
-    now - i64::from(hours) * HOUR_MS
+    first_hour(now, hours) * HOUR_MS
+}
+
+/// The number at `path` in `payload` with the conditions' number rule
+/// (numbers, numeric text, true as 1); anything else adds 0.
+fn number_at(payload: &Value, path: &Path) -> f64 {
+    path.get(payload).and_then(as_number).unwrap_or(0.0)
 }
 
 /// The sum of the number at `path` over `payloads`, with the conditions'
 /// number rule (numbers, numeric text, true as 1); anything else adds 0.
 pub fn sum_at<'a>(payloads: impl IntoIterator<Item = &'a Value>, path: &str) -> f64 {
     let Ok(path) = Path::parse(path) else { return 0.0 };
-    payloads.into_iter().filter_map(|p| path.get(p).and_then(as_number)).sum()
+    payloads.into_iter().map(|p| number_at(p, &path)).sum()
+}
+
+/// One hour of a customer's events of one name: how many, and the sums of
+/// the fields some window adds up (in the order of `Window::paths`).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Counter {
+    count: u64,
+    sums: Vec<f64>,
+}
+
+/// A customer's events of one name, counted by the hour: what count and sum
+/// conditions over that name read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// The fields summed (as written in the conditions), and parsed.
+    paths: Vec<(String, Option<Path>)>,
+    hours: BTreeMap<i64, Counter>,
+}
+
+impl Window {
+    /// An empty window summing `paths`.
+    pub fn new(paths: &[String]) -> Window {
+        Window { paths: paths.iter().map(|p| (p.clone(), Path::parse(p).ok())).collect(), hours: BTreeMap::new() }
+    }
+
+    /// Counts an event accepted at `at`.
+    pub fn add(&mut self, at: i64, payload: &Value) {
+        let n = self.paths.len();
+        let counter = self.hours.entry(hour_of(at)).or_insert_with(|| Counter { count: 0, sums: vec![0.0; n] });
+        counter.count += 1;
+        for (sum, (_, path)) in counter.sums.iter_mut().zip(&self.paths) {
+            if let Some(path) = path {
+                *sum += number_at(payload, path);
+            }
+        }
+    }
+
+    /// How many events the window of `hours` ending at `now` holds.
+    pub fn count(&self, now: i64, hours: u32) -> u64 {
+        self.hours.range(first_hour(now, hours)..).map(|(_, c)| c.count).sum()
+    }
+
+    /// The sum of `path` over the window of `hours` ending at `now` (0 for a
+    /// path this window does not add up).
+    pub fn sum(&self, now: i64, hours: u32, path: &str) -> f64 {
+        let Some(i) = self.paths.iter().position(|(p, _)| p == path) else { return 0.0 };
+        self.hours.range(first_hour(now, hours)..).map(|(_, c)| c.sums[i]).sum()
+    }
+
+    /// Forgets the hours before the window of `hours` ending at `now`.
+    pub fn prune(&mut self, now: i64, hours: u32) {
+        let first = first_hour(now, hours);
+        self.hours = self.hours.split_off(&first);
+    }
+
+    /// Whether nothing is counted.
+    pub fn is_empty(&self) -> bool {
+        self.hours.is_empty()
+    }
 }
 
 #[cfg(test)]
@@ -32,5 +114,29 @@ mod tests {
         assert_eq!(sum_at(&orders, "$.total"), 13.5);
         assert_eq!(sum_at(&orders, "not a path ["), 0.0);
         assert_eq!(window_start(10 * HOUR_MS, 3), 7 * HOUR_MS);
+        // A window starts at the top of the hour `hours` ago.
+        assert_eq!(window_start(10 * HOUR_MS + 1_000, 3), 7 * HOUR_MS);
+    }
+
+    #[test]
+    fn a_window_counts_and_sums_by_the_hour_with_the_same_number_rule() {
+        let paths = vec!["$.total".to_string(), "$.items".to_string()];
+        let mut w = Window::new(&paths);
+        let now = 100 * HOUR_MS + 30 * 60_000;
+        // 25 h ago (outside a 24 h window), 24.2 h ago (its hour is whole in it), now.
+        w.add(now - 25 * HOUR_MS, &json!({"total": 100}));
+        w.add(now - 24 * HOUR_MS - 12 * 60_000, &json!({"total": "2.5", "items": 3}));
+        w.add(now, &json!({"total": true}));
+        assert_eq!(w.count(now, 24), 2);
+        assert_eq!(w.sum(now, 24, "$.total"), 3.5);
+        assert_eq!(w.sum(now, 24, "$.items"), 3.0);
+        assert_eq!(w.sum(now, 24, "$.other"), 0.0);
+        assert_eq!(w.count(now, 48), 3);
+        // The hour-by-hour sum equals the payload rule's sum over the same events.
+        let held = [json!({"total": "2.5", "items": 3}), json!({"total": true})];
+        assert_eq!(w.sum(now, 24, "$.total"), sum_at(&held, "$.total"));
+        w.prune(now, 24);
+        assert_eq!(w.count(now, 48), 2);
+        assert!(!w.is_empty());
     }
 }

@@ -56,6 +56,12 @@ impl Metrics {
         out.push_str("# HELP nudge_engine_timers_fired_total Due timers the engine looked at.\n");
         out.push_str("# TYPE nudge_engine_timers_fired_total counter\n");
         let _ = writeln!(out, "nudge_engine_timers_fired_total {}", e.timers);
+        out.push_str("# HELP nudge_engine_hot_customers Customers the engine's hot state holds.\n");
+        out.push_str("# TYPE nudge_engine_hot_customers gauge\n");
+        let _ = writeln!(out, "nudge_engine_hot_customers {}", e.hot_customers);
+        out.push_str("# HELP nudge_engine_hot_misses_total Customers read from the database because the hot state did not hold them.\n");
+        out.push_str("# TYPE nudge_engine_hot_misses_total counter\n");
+        let _ = writeln!(out, "nudge_engine_hot_misses_total {}", e.hot_misses);
         out.push_str("# HELP nudge_engine_groups_total Groups the engine committed (each one transaction).\n");
         out.push_str("# TYPE nudge_engine_groups_total counter\n");
         let _ = writeln!(out, "nudge_engine_groups_total {}", e.groups);

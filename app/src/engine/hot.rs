@@ -1,0 +1,138 @@
+//! The engine's hot state: for each customer seen lately, what evaluation
+//! reads — the profile, waiting runs, last entries, recent offers and hourly
+//! window counters — as the database holds it after the last commit.
+//!
+//! Bounded (least recently used customers go first); a customer not here is
+//! read from the database, unless the cache is *complete*: it has held every
+//! customer the database has since start-up (a fresh install, and nothing
+//! evicted or lost since), so a customer not here is new and costs no read.
+//! The database stays the truth: a failed commit or an eviction only costs
+//! reads, never a wrong answer.
+
+use super::evaluate::WorkingRun;
+use crate::store::offers::OfferRow;
+use crate::workflow::aggregate::Window;
+use lru::LruCache;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+
+/// Customers kept when the configuration does not say.
+pub const DEFAULT_CUSTOMERS: usize = 1_000_000;
+
+/// What evaluation knows of one customer.
+#[derive(Debug, Clone)]
+pub struct Customer {
+    pub profile: Value,
+    /// `None` for a customer never seen before.
+    pub last_seen_at: Option<i64>,
+    /// Runs waiting for an event or a timer, by run id.
+    pub waiting: Vec<WorkingRun>,
+    /// When the customer last entered each workflow.
+    pub entered: HashMap<String, i64>,
+    /// Offers issued in the lookback (the ones an event can redeem).
+    pub offers: Vec<OfferRow>,
+    /// Events of each counted name, by the hour.
+    pub windows: HashMap<String, Window>,
+    /// The windows' shape (see `evaluate::Counted`) they were counted for.
+    pub windows_for: u64,
+}
+
+impl Customer {
+    /// A customer the database does not have yet.
+    pub fn new(windows_for: u64) -> Customer {
+        Customer {
+            profile: Value::Object(serde_json::Map::new()),
+            last_seen_at: None,
+            waiting: Vec::new(),
+            entered: HashMap::new(),
+            offers: Vec::new(),
+            windows: HashMap::new(),
+            windows_for,
+        }
+    }
+}
+
+/// The cache itself.
+#[derive(Debug)]
+pub struct Hot {
+    customers: LruCache<String, Customer>,
+    complete: bool,
+    /// Customers read from the database since start-up.
+    pub misses: u64,
+}
+
+impl Hot {
+    /// A cache of at most `capacity` customers; `complete` when the database
+    /// has no customer yet.
+    pub fn new(capacity: usize, complete: bool) -> Hot {
+        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
+        Hot { customers: LruCache::new(capacity), complete, misses: 0 }
+    }
+
+    /// Takes a customer out for a group (it comes back with `put` once the
+    /// group commits).
+    pub fn take(&mut self, customer: &str) -> Option<Customer> {
+        self.customers.pop(customer)
+    }
+
+    /// Whether a customer not here is one the database does not have.
+    pub fn complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Keeps a customer as a commit left it; the least recently used one
+    /// goes when the cache is full.
+    pub fn put(&mut self, customer: String, state: Customer) {
+        if let Some((evicted, _)) = self.customers.push(customer.clone(), state) {
+            if evicted != customer {
+                self.complete = false;
+            }
+        }
+    }
+
+    /// Forgets what was taken out or changed outside evaluation: customers not
+    /// here are read from the database from now on.
+    pub fn lose(&mut self) {
+        self.complete = false;
+    }
+
+    /// Drops the waiting runs of `workflow_id` (archived: its runs ended).
+    pub fn end_runs_of(&mut self, workflow_id: &str) {
+        for (_, c) in self.customers.iter_mut() {
+            c.waiting.retain(|r| r.state.workflow_id != workflow_id);
+        }
+    }
+
+    /// Customers held.
+    pub fn len(&self) -> usize {
+        self.customers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.customers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_eviction_or_a_loss_makes_the_cache_read_through() {
+        let mut hot = Hot::new(2, true);
+        hot.put("ana".into(), Customer::new(0));
+        hot.put("bo".into(), Customer::new(0));
+        // Putting a customer back is no eviction.
+        let ana = hot.take("ana").unwrap();
+        hot.put("ana".into(), ana);
+        assert!(hot.complete());
+        hot.put("cy".into(), Customer::new(0));
+        assert!(!hot.complete(), "bo was evicted: a miss may be a known customer");
+        assert_eq!(hot.len(), 2);
+        assert!(hot.take("bo").is_none());
+        let mut hot = Hot::new(2, true);
+        hot.lose();
+        assert!(!hot.complete());
+    }
+}
