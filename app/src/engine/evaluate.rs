@@ -52,8 +52,8 @@ struct Version {
 
 /// A run being worked on in this group.
 #[derive(Debug, Clone)]
-pub struct WorkingRun {
-    pub state: RunState,
+struct WorkingRun {
+    state: RunState,
     version: i64,
     customer: String,
     trigger_event_id: String,
@@ -332,8 +332,8 @@ impl Evaluator {
                 }
             }
             for r in runs::waiting_runs_of_many(db, chunk).await? {
-                if let (Some(c), Some(w)) = (read.get_mut(&r.customer_id), to_working(&r)) {
-                    c.waiting.push(w);
+                if let Some(c) = read.get_mut(&r.customer_id) {
+                    c.waiting.push(r);
                 }
             }
             for (workflow_id, customer, at) in runs::last_entered_of(db, chunk).await? {
@@ -348,7 +348,7 @@ impl Evaluator {
             .customers
             .values()
             .flat_map(|c| &c.waiting)
-            .map(|r| (r.state.workflow_id.clone(), r.version))
+            .map(|r| (r.workflow_id.clone(), r.version))
             .chain(loaded.due.iter().map(|r| (r.workflow_id.clone(), r.version)))
             .collect();
         for (workflow_id, version) in pins {
@@ -546,7 +546,7 @@ impl Evaluator {
             };
             written.push((run, waiting_for));
         }
-        let customers = self.leave(std::mem::take(&mut loaded.customers), &working, &batch, now);
+        let customers = self.leave(std::mem::take(&mut loaded.customers), &working, &written, &batch, now);
         // New runs first: steps and actions refer to them.
         written.sort_by_key(|(r, _)| !r.new);
         let (runs, waiting_for): (Vec<RunWrite>, Vec<Option<String>>) = written.into_iter().unzip();
@@ -561,12 +561,15 @@ impl Evaluator {
         &self,
         mut customers: HashMap<String, Customer>,
         working: &Working,
+        written: &[(RunWrite, Option<String>)],
         batch: &Batch,
         now: i64,
     ) -> HashMap<String, Customer> {
         let broken: std::collections::HashSet<&str> = batch.broken.iter().map(|(id, _)| id.as_str()).collect();
+        let rewritten: std::collections::HashSet<&str> = written.iter().map(|(r, _)| r.run_id.as_str()).collect();
         for c in customers.values_mut() {
-            c.waiting.retain(|r| !working.contains_key(&r.state.run_id) && !broken.contains(r.state.run_id.as_str()));
+            // Runs the group left unchanged keep their row; changed ones get their new one below.
+            c.waiting.retain(|r| !rewritten.contains(r.run_id.as_str()) && !broken.contains(r.run_id.as_str()));
             c.offers.retain(|o| o.created_at >= now - OFFER_LOOKBACK_MS);
             c.windows.retain(|event, w| match self.counted.events.get(event) {
                 Some((hours, _)) => {
@@ -576,16 +579,31 @@ impl Evaluator {
                 None => false,
             });
         }
-        for w in working.runs.values() {
-            if w.state.status != eval::RunStatus::Waiting || broken.contains(w.state.run_id.as_str()) {
+        for (r, _) in written {
+            if r.status != eval::RunStatus::Waiting || broken.contains(r.run_id.as_str()) {
                 continue;
             }
-            if let Some(c) = customers.get_mut(&w.customer) {
-                c.waiting.push(WorkingRun { new: false, dirty: false, ..w.clone() });
-            }
+            let (Some(c), Some(w)) = (customers.get_mut(&r.customer_id), working.runs.get(&r.run_id)) else {
+                continue;
+            };
+            c.waiting.push(RunRow {
+                run_id: r.run_id.clone(),
+                workflow_id: r.workflow_id.clone(),
+                version: r.version,
+                customer_id: r.customer_id.clone(),
+                status: r.status.as_str().to_string(),
+                at_node: r.at_node.clone(),
+                wake_at: r.wake_at,
+                state: r.state.clone(),
+                trigger_event_id: r.trigger_event_id.clone(),
+                started_at: r.started_at,
+                updated_at: now,
+                ended_at: None,
+                trigger_payload: Some(w.state.trigger.payload.to_string()),
+            });
         }
         for c in customers.values_mut() {
-            c.waiting.sort_by(|a, b| a.state.run_id.cmp(&b.state.run_id));
+            c.waiting.sort_by(|a, b| a.run_id.cmp(&b.run_id));
         }
         customers
     }
@@ -613,14 +631,15 @@ impl Evaluator {
         }
         let mut offers = std::mem::take(&mut customer.offers);
         // Waiting runs of this customer, from the cache or the database, and from this group.
-        let waiting = std::mem::take(&mut customer.waiting);
-        self.redeem_carried(batch, &mut offers, event, at);
-        loaded.customer_mut(&event.customer).offers = offers;
-        for r in waiting {
-            if !working.contains_key(&r.state.run_id) {
-                working.insert(r.state.run_id.clone(), r);
+        for r in &customer.waiting {
+            if !working.contains_key(&r.run_id) {
+                if let Some(w) = to_working(r) {
+                    working.insert(r.run_id.clone(), w);
+                }
             }
         }
+        self.redeem_carried(batch, &mut offers, event, at);
+        loaded.customer_mut(&event.customer).offers = offers;
         let mut waiting: Vec<(String, i64, String)> = working
             .of_customer
             .get(&event.customer)

@@ -9,8 +9,8 @@
 //! The database stays the truth: a failed commit or an eviction only costs
 //! reads, never a wrong answer.
 
-use super::evaluate::WorkingRun;
 use crate::store::offers::OfferRow;
+use crate::store::runs::RunRow;
 use crate::workflow::aggregate::Window;
 use lru::LruCache;
 use serde_json::Value;
@@ -26,8 +26,9 @@ pub struct Customer {
     pub profile: Value,
     /// `None` for a customer never seen before.
     pub last_seen_at: Option<i64>,
-    /// Runs waiting for an event or a timer, by run id.
-    pub waiting: Vec<WorkingRun>,
+    /// Runs waiting for an event or a timer, by run id, as stored (their
+    /// state as JSON text: a parsed state takes a few times the memory).
+    pub waiting: Vec<RunRow>,
     /// When the customer last entered each workflow.
     pub entered: HashMap<String, i64>,
     /// Offers issued in the lookback (the ones an event can redeem).
@@ -100,7 +101,7 @@ impl Hot {
     /// Drops the waiting runs of `workflow_id` (archived: its runs ended).
     pub fn end_runs_of(&mut self, workflow_id: &str) {
         for (_, c) in self.customers.iter_mut() {
-            c.waiting.retain(|r| r.state.workflow_id != workflow_id);
+            c.waiting.retain(|r| r.workflow_id != workflow_id);
         }
     }
 

@@ -2072,7 +2072,7 @@ fn RuleEditor(ed: Ed, node: String, path: Vec<usize>, index: usize) -> impl Into
                     min="1"
                     class="hours"
                     aria-label="hours"
-                    title="Window in hours"
+                    title="Window in hours, counted by the hour: from the top of the hour that many hours ago"
                     prop:value=move || raw.get()
                     disabled=move || ed.read_only()
                     on:input=move |ev| {

@@ -56,9 +56,11 @@ pub enum Operand {
     Event { path: String },
     /// An attribute of the customer's profile.
     Profile { attribute: String },
-    /// How many `event` events the customer sent in the last `hours`.
+    /// How many `event` events the customer sent in the last `hours`, counted
+    /// by the hour (see `aggregate`: from the top of the hour `hours` ago).
     CountInWindow { event: String, hours: u32 },
-    /// The sum of a numeric field over the customer's `event` events in the last `hours`.
+    /// The sum of a numeric field over the customer's `event` events in the
+    /// last `hours`, counted by the hour like `CountInWindow`.
     SumInWindow { event: String, path: String, hours: u32 },
     /// When the customer was last seen (unix ms).
     LastSeen,
