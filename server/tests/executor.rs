@@ -59,6 +59,19 @@ async fn text(db: &Db, sql: &str) -> String {
     app::with_pool!(db, p => sqlx::query_scalar::<_, String>(sql).fetch_one(p).await).unwrap()
 }
 
+/// Every trace step of a customer's runs, as the run page reads them (steps
+/// inline in the run row, then those stored one per row).
+async fn trace_of(db: &Db, customer: &str) -> Vec<app::model::RunStep> {
+    let runs: Vec<String> = app::with_pool!(db, p => sqlx::query_scalar(
+        "select run_id from run where customer_id = $1 order by run_id").bind(customer).fetch_all(p).await)
+    .unwrap();
+    let mut out = Vec::new();
+    for run in runs {
+        out.extend(app::store::runs::steps(db, &run).await.unwrap());
+    }
+    out
+}
+
 #[tokio::test]
 async fn abandoned_carts_checkout_in_time_or_get_an_offer_an_alert_and_convert_on_redemption() {
     // With the hot state holding everyone, and holding one customer (every
@@ -135,11 +148,7 @@ async fn abandoned_carts_checkout_in_time_or_get_an_offer_an_alert_and_convert_o
             text(&db, "select redeemed_by from offer").await,
             "event e4".replace("e4", &text(&db, "select event_id from event where external_id = 'e4'").await)
         );
-        let steps = count(
-            &db,
-            "select count(*) from run_step where run_id = (select run_id from run where customer_id = 'bob')",
-        )
-        .await;
+        let steps = trace_of(&db, "bob").await.len();
         assert!(steps >= 8, "the trace has every node passed: {steps}");
 
         // /metrics tells the executor's state from the database.
@@ -235,7 +244,8 @@ async fn an_api_redemption_converts_an_expired_code_is_refused_and_a_checkout_du
             .await;
         ctx.engine.tick().await.unwrap();
         assert_eq!(count(&db, "select count(*) from offer where customer_id = 'cy' and redeemed_at is null").await, 1);
-        let refusal = text(&db, "select detail from run_step where outcome = 'redemption_refused'").await;
+        let refusal = trace_of(&db, "cy").await.into_iter().find(|s| s.outcome == "redemption_refused");
+        let refusal = refusal.and_then(|s| s.detail).unwrap_or_default();
         assert!(refusal.contains(&cy_code) && refusal.contains("expired"), "{refusal}");
         assert_eq!(text(&db, "select status from run where customer_id = 'cy'").await, "completed");
 
@@ -693,12 +703,8 @@ async fn profile_updates_delays_conditions_and_splits_run_end_to_end() {
         clock.set(T0 + 120 * MIN);
         ctx.engine.tick().await.unwrap();
         assert_eq!(count(&db, "select count(*) from run where status = 'completed'").await, 20);
-        let ended_early = count(
-            &db,
-            "select count(*) from run_step where node = 'still_trial' and outcome = 'no' \
-             and run_id = (select run_id from run where customer_id = 'u0')",
-        )
-        .await;
+        let ended_early =
+            trace_of(&db, "u0").await.iter().filter(|s| s.node == "still_trial" && s.outcome == "no").count();
         assert_eq!(ended_early, 1, "u0 is paid now");
         let webhooks = count(&db, "select count(*) from action where kind = 'call_webhook'").await;
         let alerts = count(&db, "select count(*) from alert").await;
@@ -966,9 +972,7 @@ async fn events_of_one_customer_in_one_batch_are_evaluated_in_order() {
         assert_eq!(text(&db, "select status from run where customer_id = 'ana'").await, "completed");
         assert_eq!(text(&db, "select status from run where customer_id = 'bob'").await, "waiting");
         assert_eq!(count(&db, "select count(*) from run").await, 2);
-        let steps =
-            count(&db, "select count(*) from run_step s join run r on r.run_id = s.run_id where r.customer_id = 'ana'")
-                .await;
+        let steps = trace_of(&db, "ana").await.len();
         assert!(steps >= 3, "Ana's trace has the trigger, the wait and its end: {steps}");
     }
 }
@@ -1038,12 +1042,8 @@ async fn archiving_a_workflow_cancels_its_waiting_runs_with_the_reason() {
         assert_eq!(count(&db, "select count(*) from run where status = 'waiting'").await, 0);
         assert_eq!(count(&db, "select count(*) from run where status = 'cancelled' and wake_at is null").await, 2);
         assert_eq!(text(&db, "select status from run where customer_id = 'ana'").await, "completed", "ended runs stay");
-        let why = text(
-            &db,
-            "select s.detail from run_step s join run r on r.run_id = s.run_id \
-             where r.customer_id = 'bob' and s.outcome = 'cancelled'",
-        )
-        .await;
+        let why = trace_of(&db, "bob").await.into_iter().find(|s| s.outcome == "cancelled");
+        let why = why.and_then(|s| s.detail).unwrap_or_default();
         assert!(why.contains("archived"), "{why}");
         let listed = common::api(&app, Method::GET, "/api/v1/runs?status=cancelled", &editor, None).await.json();
         assert_eq!(listed["items"].as_array().map(Vec::len), Some(2), "{listed}");
@@ -1233,11 +1233,7 @@ async fn counts_and_sums_in_a_window_count_each_customers_orders_by_the_hour_acr
             async move { assert_eq!(send(&app, req).await.status, StatusCode::ACCEPTED) }
         };
         let loyal = |db: Db, who: &'static str| async move {
-            let sql = format!(
-                "select count(*) from run_step s join run r on r.run_id = s.run_id \
-                 where r.customer_id = '{who}' and s.node = 'loyal' and s.outcome = 'yes'"
-            );
-            count(&db, &sql).await
+            trace_of(&db, who).await.iter().filter(|s| s.node == "loyal" && s.outcome == "yes").count() as i64
         };
         let app = router(&ctx);
         // Ana: an order 30 hours before the others (outside a day), then two
@@ -1269,5 +1265,17 @@ async fn counts_and_sums_in_a_window_count_each_customers_orders_by_the_hour_acr
         clock.set(start + 56 * 60 * MIN);
         order(app.clone(), "o6", "ana", json!(200)).await;
         assert_eq!(loyal(db.clone(), "ana").await, 1);
+
+        // Each run ended in the group that started it: one row each, its
+        // steps inline, found by the designer's "recent runs at this node".
+        assert_eq!(count(&db, "select count(*) from run_step").await, 0);
+        assert_eq!(count(&db, "select count(*) from run where steps is null").await, 0);
+        let runs = count(&db, "select count(*) from run").await;
+        let at_loyal = app::store::runs::recent_at_node(&db, &w.summary.workflow_id, "loyal", 100).await.unwrap();
+        assert_eq!(at_loyal.len() as i64, runs, "every run passed the condition");
+        let tagged = app::store::runs::recent_at_node(&db, &w.summary.workflow_id, "tag", 100).await.unwrap();
+        assert_eq!(tagged.len(), 2, "Ana's and Bo's loyal runs");
+        let none = app::store::runs::recent_at_node(&db, &w.summary.workflow_id, "loy", 100).await.unwrap();
+        assert!(none.is_empty(), "a node id is matched whole");
     }
 }

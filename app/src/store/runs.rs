@@ -320,12 +320,14 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
     // batch costs, not its rows), in chunks under both drivers' bind limits.
     crate::with_tx!(tx, tx => {
         // Runs: new ones inserted, the others' state updated, in one statement.
-        for chunk in batch.runs.chunks(ROWS_PER_STATEMENT / 12) {
+        // A run's steps in the batch that starts it go inline in its row.
+        let (inline, steps) = inline_steps(batch);
+        for chunk in batch.runs.chunks(ROWS_PER_STATEMENT / 13) {
             let sql = format!(
-                "insert into run ({RUN_COLUMNS}) values {} on conflict (run_id) do update set \
+                "insert into run ({RUN_COLUMNS}, steps) values {} on conflict (run_id) do update set \
                  status = excluded.status, at_node = excluded.at_node, wake_at = excluded.wake_at, \
                  state = excluded.state, updated_at = excluded.updated_at, ended_at = excluded.ended_at",
-                values(db, chunk.len(), 12)
+                values(db, chunk.len(), 13)
             );
             let mut q = sqlx::query(&sql);
             for r in chunk {
@@ -342,11 +344,12 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
                     .bind(&r.trigger_event_id)
                     .bind(r.started_at)
                     .bind(now)
-                    .bind(ended);
+                    .bind(ended)
+                    .bind(inline.get(r.run_id.as_str()));
             }
             q.execute(&mut *tx).await?;
         }
-        for chunk in batch.steps.chunks(ROWS_PER_STATEMENT / 6) {
+        for chunk in steps.chunks(ROWS_PER_STATEMENT / 6) {
             let sql = format!(
                 "insert into run_step (run_id, seq, node, outcome, detail, at) values {} \
                  on conflict (run_id, seq) do nothing",
@@ -524,6 +527,59 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
 /// Bind parameters one statement takes at most (well under SQLite's 32,766
 /// and Postgres' 65,535).
 const ROWS_PER_STATEMENT: usize = 3000;
+
+/// One step kept inline in its run's row: node, outcome, detail, and the
+/// milliseconds after the run started.
+type InlineStep = (String, String, Option<String>, i64);
+/// The same, borrowed from the batch to be written.
+type InlineStepRef<'a> = (&'a str, &'a str, Option<&'a str>, i64);
+
+/// Splits the batch's steps: those of runs it starts, as each such run's
+/// inline JSON (`run.steps`, written with the run's first row), and the
+/// steps of runs started earlier, for `run_step`.
+fn inline_steps(batch: &Batch) -> (HashMap<&str, String>, Vec<&StepWrite>) {
+    let started: HashMap<&str, i64> =
+        batch.runs.iter().filter(|r| r.new).map(|r| (r.run_id.as_str(), r.started_at)).collect();
+    let mut trace: HashMap<&str, Vec<InlineStepRef<'_>>> = HashMap::new();
+    let mut rest = Vec::new();
+    for s in &batch.steps {
+        match started.get(s.run_id.as_str()) {
+            Some(started) => trace.entry(s.run_id.as_str()).or_default().push((
+                &s.node,
+                &s.outcome,
+                s.detail.as_deref(),
+                s.at - started,
+            )),
+            None => rest.push(s),
+        }
+    }
+    let inline = trace
+        .into_iter()
+        .filter_map(|(run, steps)| serde_json::to_string(&steps).ok().map(|json| (run, json)))
+        .collect();
+    (inline, rest)
+}
+
+/// A run's inline steps (see `inline_steps`) as trace steps numbered from 1:
+/// they come before any step stored in `run_step`.
+fn parse_inline(steps: Option<&str>, started_at: i64) -> Vec<crate::model::RunStep> {
+    let Some(json) = steps else { return Vec::new() };
+    let parsed: Vec<InlineStep> = serde_json::from_str(json).unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "A run's inline steps cannot be read.");
+        Vec::new()
+    });
+    parsed
+        .into_iter()
+        .enumerate()
+        .map(|(i, (node, outcome, detail, after))| crate::model::RunStep {
+            seq: i as i64 + 1,
+            node,
+            outcome,
+            detail,
+            at: started_at + after,
+        })
+        .collect()
+}
 
 /// A webhook action leased for an attempt.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -760,14 +816,23 @@ pub async fn get(db: &Db, run_id: &str) -> sqlx::Result<Option<RunRow>> {
     with_pool!(db, p => sqlx::query_as::<_, RunRow>(&sql).bind(run_id).fetch_optional(p).await)
 }
 
+/// A run's trace: its inline steps, then those stored one per row.
 pub async fn steps(db: &Db, run_id: &str) -> sqlx::Result<Vec<crate::model::RunStep>> {
+    let inline = "select steps, started_at from run where run_id = $1";
+    let head: Option<(Option<String>, i64)> =
+        with_pool!(db, p => sqlx::query_as(inline).bind(run_id).fetch_optional(p).await)?;
+    let mut out = head.map(|(steps, started)| parse_inline(steps.as_deref(), started)).unwrap_or_default();
     let sql = "select seq, node, outcome, detail, at from run_step where run_id = $1 order by seq";
     let rows: Vec<(i64, String, String, Option<String>, i64)> =
         with_pool!(db, p => sqlx::query_as(sql).bind(run_id).fetch_all(p).await)?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, node, outcome, detail, at)| crate::model::RunStep { seq, node, outcome, detail, at })
-        .collect())
+    out.extend(rows.into_iter().map(|(seq, node, outcome, detail, at)| crate::model::RunStep {
+        seq,
+        node,
+        outcome,
+        detail,
+        at,
+    }));
+    Ok(out)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -833,12 +898,21 @@ pub async fn retry_action(db: &Db, action_key: &str, now: i64) -> sqlx::Result<b
 
 /// Runs of a workflow that passed `node` lately (among its last thousand), newest first.
 pub async fn recent_at_node(db: &Db, workflow_id: &str, node: &str, limit: i64) -> sqlx::Result<Vec<RunRow>> {
+    // Inline steps are `[node, outcome, …]` arrays: `["node",` cannot occur
+    // inside a JSON string, where every quote is escaped.
+    let inline = format!("[{},", serde_json::Value::from(node));
+    let contains = match db {
+        Db::Sqlite(_) => "instr(r.steps, $3) > 0",
+        Db::Postgres(_) => "strpos(r.steps, $3) > 0",
+    };
     let sql = format!(
-        "select {RUN_COLUMNS} from run where run_id in (select s.run_id from run_step s where s.node = $2 \
-         and s.run_id in (select run_id from run where workflow_id = $1 order by run_id desc limit 1000)) \
-         order by run_id desc limit $3"
+        "select {RUN_COLUMNS} from run where run_id in (select r.run_id from \
+         (select run_id, steps from run where workflow_id = $1 order by run_id desc limit 1000) r \
+         where {contains} or exists (select 1 from run_step s where s.run_id = r.run_id and s.node = $2)) \
+         order by run_id desc limit $4"
     );
-    with_pool!(db, p => sqlx::query_as::<_, RunRow>(&sql).bind(workflow_id).bind(node).bind(limit).fetch_all(p).await)
+    with_pool!(db, p => sqlx::query_as::<_, RunRow>(&sql)
+        .bind(workflow_id).bind(node).bind(&inline).bind(limit).fetch_all(p).await)
 }
 
 /// A run `end_waiting` ended, for the live feed.
