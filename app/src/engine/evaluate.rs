@@ -38,13 +38,15 @@ pub const TIMERS_PER_GROUP: i64 = 512;
 #[derive(Debug, Default, PartialEq)]
 struct Counted {
     version: u64,
-    events: HashMap<String, (u32, Vec<String>)>,
+    events: HashMap<String, (u32, aggregate::Fields)>,
 }
 
 /// A published version, parsed once.
 #[derive(Debug, Clone)]
 struct Version {
     workflow_id: String,
+    /// The id again, shared by every customer's last entry of this workflow.
+    key: Arc<str>,
     version: i64,
     workflow: Arc<Workflow>,
     active: bool,
@@ -179,6 +181,7 @@ impl Evaluator {
         for row in rows {
             match serde_json::from_str::<Workflow>(&row.definition) {
                 Ok(w) => published.push(Version {
+                    key: Arc::from(row.workflow_id.as_str()),
                     workflow_id: row.workflow_id,
                     version: row.version,
                     workflow: Arc::new(w),
@@ -338,7 +341,8 @@ impl Evaluator {
             }
             for (workflow_id, customer, at) in runs::last_entered_of(db, chunk).await? {
                 if let Some(c) = read.get_mut(&customer) {
-                    c.entered.insert(workflow_id, at);
+                    let key = self.published.iter().find(|v| v.workflow_id == workflow_id).map(|v| v.key.clone());
+                    c.entered.set(key.unwrap_or_else(|| Arc::from(workflow_id.as_str())), at);
                 }
             }
             loaded.customers.extend(read);
@@ -365,6 +369,7 @@ impl Evaluator {
                 }
             }
         }
+        self.fetch_trigger_payloads(loaded, db, events).await?;
         self.count_windows();
         let shape = self.counted.version;
         for id in new {
@@ -393,6 +398,48 @@ impl Evaluator {
         Ok(())
     }
 
+    /// Whether a group's event can change this waiting run (see
+    /// `eval::concerns`); a run of a version not loaded is looked at anyway.
+    fn concerned(&self, run: &RunRow, name: &str, source: &str, at: i64) -> bool {
+        self.known(&run.workflow_id, run.version).is_none_or(|w| eval::concerns(w, run.wake_at, name, source, at))
+    }
+
+    /// The hot state keeps waiting runs without their trigger event's
+    /// payload (it would repeat the event in every run it started): read, in
+    /// one query, the payloads of those an event of the group may advance.
+    async fn fetch_trigger_payloads(&self, loaded: &mut Loaded, db: &Db, events: &[&NewEvent]) -> anyhow::Result<()> {
+        let mut wanted: Vec<String> = Vec::new();
+        let named = events
+            .iter()
+            .map(|e| (e.customer_id.as_str(), e.name.as_str(), self.slug(&e.source_id), e.received_at))
+            .chain(
+                loaded.queued.iter().map(|e| (e.customer.as_str(), e.name.as_str(), e.source.clone(), e.accepted())),
+            );
+        for (customer, name, source, at) in named {
+            let Some(c) = loaded.customers.get(customer) else { continue };
+            for r in c.waiting.iter().filter(|r| r.trigger_payload.is_none()) {
+                if self.concerned(r, name, &source, at) {
+                    wanted.push(r.trigger_event_id.clone());
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        wanted.sort();
+        wanted.dedup();
+        let mut payloads: HashMap<String, String> = HashMap::new();
+        for chunk in wanted.chunks(LOOKUP_CHUNK) {
+            payloads.extend(store::events::payloads(db, chunk).await.context("Reading trigger events.")?);
+        }
+        for c in loaded.customers.values_mut() {
+            for r in c.waiting.iter_mut().filter(|r| r.trigger_payload.is_none()) {
+                r.trigger_payload = payloads.get(&r.trigger_event_id).cloned();
+            }
+        }
+        Ok(())
+    }
+
     /// The windows' shape over every version in play (published or pinned);
     /// its version moves when it changes.
     fn count_windows(&mut self) {
@@ -411,9 +458,13 @@ impl Evaluator {
                 }
             }
         }
-        for (_, paths) in events.values_mut() {
-            paths.sort();
-        }
+        let events: HashMap<String, (u32, aggregate::Fields)> = events
+            .into_iter()
+            .map(|(event, (hours, mut paths))| {
+                paths.sort();
+                (event, (hours, aggregate::Fields::new(&paths)))
+            })
+            .collect();
         if events != self.counted.events {
             self.counted.events = events;
             self.counted.version += 1;
@@ -546,7 +597,7 @@ impl Evaluator {
             };
             written.push((run, waiting_for));
         }
-        let customers = self.leave(std::mem::take(&mut loaded.customers), &working, &written, &batch, now);
+        let customers = self.leave(std::mem::take(&mut loaded.customers), &written, &batch, now);
         // New runs first: steps and actions refer to them.
         written.sort_by_key(|(r, _)| !r.new);
         let (runs, waiting_for): (Vec<RunWrite>, Vec<Option<String>>) = written.into_iter().unzip();
@@ -560,7 +611,6 @@ impl Evaluator {
     fn leave(
         &self,
         mut customers: HashMap<String, Customer>,
-        working: &Working,
         written: &[(RunWrite, Option<String>)],
         batch: &Batch,
         now: i64,
@@ -570,6 +620,9 @@ impl Evaluator {
         for c in customers.values_mut() {
             // Runs the group left unchanged keep their row; changed ones get their new one below.
             c.waiting.retain(|r| !rewritten.contains(r.run_id.as_str()) && !broken.contains(r.run_id.as_str()));
+            for r in &mut c.waiting {
+                r.trigger_payload = None;
+            }
             c.offers.retain(|o| o.created_at >= now - OFFER_LOOKBACK_MS);
             c.windows.retain(|event, w| match self.counted.events.get(event) {
                 Some((hours, _)) => {
@@ -583,9 +636,7 @@ impl Evaluator {
             if r.status != eval::RunStatus::Waiting || broken.contains(r.run_id.as_str()) {
                 continue;
             }
-            let (Some(c), Some(w)) = (customers.get_mut(&r.customer_id), working.runs.get(&r.run_id)) else {
-                continue;
-            };
+            let Some(c) = customers.get_mut(&r.customer_id) else { continue };
             c.waiting.push(RunRow {
                 run_id: r.run_id.clone(),
                 workflow_id: r.workflow_id.clone(),
@@ -599,7 +650,8 @@ impl Evaluator {
                 started_at: r.started_at,
                 updated_at: now,
                 ended_at: None,
-                trigger_payload: Some(w.state.trigger.payload.to_string()),
+                // Read again when an event may advance it (`fetch_trigger_payloads`).
+                trigger_payload: None,
             });
         }
         for c in customers.values_mut() {
@@ -631,8 +683,10 @@ impl Evaluator {
         }
         let mut offers = std::mem::take(&mut customer.offers);
         // Waiting runs of this customer, from the cache or the database, and from this group.
-        for r in &customer.waiting {
-            if !working.contains_key(&r.run_id) {
+        // Only those the event can change are parsed (and had their trigger payload read).
+        let customer = loaded.customers.get(&event.customer);
+        for r in customer.into_iter().flat_map(|c| &c.waiting) {
+            if !working.contains_key(&r.run_id) && self.concerned(r, &event.name, &event.source, at) {
                 if let Some(w) = to_working(r) {
                     working.insert(r.run_id.clone(), w);
                 }
@@ -677,11 +731,11 @@ impl Evaluator {
                 continue;
             }
             let entered = &mut loaded.customer_mut(&event.customer).entered;
-            let last = entered.get(&v.workflow_id).copied();
+            let last = entered.get(&v.workflow_id);
             if !eval::may_enter(&v.workflow.settings, last, at) {
                 continue;
             }
-            entered.insert(v.workflow_id.clone(), at);
+            entered.set(v.key.clone(), at);
             batch.entries.push((v.workflow_id.clone(), event.customer.clone(), at));
             let run_id = store::new_id();
             let step = eval::start(&v.workflow, &v.workflow_id, &run_id, event.clone(), &ctx);

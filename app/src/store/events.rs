@@ -443,6 +443,22 @@ pub async fn customers(db: &Db, ids: &[String]) -> sqlx::Result<Vec<CustomerRow>
     })
 }
 
+/// The payloads of these events, by event id, in one query.
+pub async fn payloads(db: &Db, event_ids: &[String]) -> sqlx::Result<Vec<(String, String)>> {
+    if event_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql =
+        format!("select event_id, payload from event where event_id in ({})", super::params(db, 1, event_ids.len()));
+    with_pool!(db, p => {
+        let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+        for id in event_ids {
+            q = q.bind(id);
+        }
+        q.fetch_all(p).await
+    })
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeadLetterRow {
     pub dead_letter_id: String,

@@ -396,6 +396,17 @@ pub fn advance(workflow: &Workflow, state: &RunState, input: Input<'_>, ctx: &Co
     run.finish()
 }
 
+/// Whether an event named `name` from `source`, accepted at `now`, can
+/// change a run of `workflow` waiting with its timer at `wake_at` (by
+/// `advance` or `hold`): its deadline has passed, the workflow waits for
+/// or counts that event somewhere, or it is Nudge's record of a redemption.
+/// Any other event leaves the run as it is, so the engine need not load it.
+pub fn concerns(workflow: &Workflow, wake_at: Option<i64>, name: &str, source: &str, now: i64) -> bool {
+    wake_at.is_some_and(|due| now >= due)
+        || workflow.awaited(name)
+        || (name == OFFER_REDEEMED && source == NUDGE_SOURCE)
+}
+
 /// Keeps an event for a run that may not advance now (its workflow is
 /// paused): it waits in the inbox, so a checkout during the pause still
 /// counts once the workflow resumes.
@@ -937,6 +948,42 @@ mod tests {
         let late = advance(&w, &done.state, Input::Timer, &ctx(T0 + 31 * MIN));
         assert_eq!(late.state, done.state, "a finished run ignores its old timer");
         assert!(late.actions.is_empty() && late.trace.is_empty());
+    }
+
+    #[test]
+    fn an_event_a_waiting_run_is_not_concerned_by_leaves_it_unchanged() {
+        let names = ["cart_updated", "checkout_started", "order_completed", "page_viewed", OFFER_REDEEMED];
+        for template in templates::templates() {
+            let w = template.workflow;
+            let Some(trigger) = w.trigger() else { continue };
+            let NodeKind::Trigger { event: name, .. } = &trigger.kind else { continue };
+            let first = event("e1", name, "ana", json!({ "cart": { "id": "c1", "value": 640 }, "amount": 9000 }));
+            let started = start(&w, "wf", "run1", first, &ctx(T0));
+            if started.state.status != RunStatus::Waiting {
+                continue;
+            }
+            for name in names {
+                for source in ["shop", NUDGE_SOURCE] {
+                    for now in [T0 + MIN, T0 + 10 * 24 * 60 * MIN] {
+                        let mut e = event("e2", name, "ana", json!({ "cart": { "id": "c1" } }));
+                        e.source = source.into();
+                        e.accepted_at = now;
+                        if concerns(&w, started.state.wake_at, name, source, now) {
+                            continue;
+                        }
+                        let advanced = advance(&w, &started.state, Input::Event(&e), &ctx(now));
+                        assert_eq!(advanced.state, started.state, "{}: {name} from {source}", template.name);
+                        assert!(advanced.trace.is_empty() && advanced.actions.is_empty());
+                        let held = hold(&w, &started.state, &e, &ctx(now));
+                        assert_eq!(held.state, started.state, "{}: {name} held", template.name);
+                    }
+                }
+            }
+            let late = started.state.wake_at.map(|due| due + 1);
+            if let Some(late) = late {
+                assert!(concerns(&w, started.state.wake_at, "page_viewed", "shop", late), "a due deadline concerns");
+            }
+        }
     }
 
     #[test]
