@@ -16,6 +16,7 @@ use lru::LruCache;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 /// Customers kept when the configuration does not say.
 pub const DEFAULT_CUSTOMERS: usize = 1_000_000;
@@ -30,7 +31,7 @@ pub struct Customer {
     /// state as JSON text: a parsed state takes a few times the memory).
     pub waiting: Vec<RunRow>,
     /// When the customer last entered each workflow.
-    pub entered: HashMap<String, i64>,
+    pub entered: Entered,
     /// Offers issued in the lookback (the ones an event can redeem).
     pub offers: Vec<OfferRow>,
     /// Events of each counted name, by the hour.
@@ -46,10 +47,29 @@ impl Customer {
             profile: Value::Object(serde_json::Map::new()),
             last_seen_at: None,
             waiting: Vec::new(),
-            entered: HashMap::new(),
+            entered: Entered::default(),
             offers: Vec::new(),
             windows: HashMap::new(),
             windows_for,
+        }
+    }
+}
+
+/// When a customer last entered each workflow: a few entries, their ids
+/// shared with the published versions (a map per customer would cost more
+/// than the entries).
+#[derive(Debug, Clone, Default)]
+pub struct Entered(Vec<(Arc<str>, i64)>);
+
+impl Entered {
+    pub fn get(&self, workflow_id: &str) -> Option<i64> {
+        self.0.iter().find(|(id, _)| &**id == workflow_id).map(|(_, at)| *at)
+    }
+
+    pub fn set(&mut self, workflow_id: Arc<str>, at: i64) {
+        match self.0.iter_mut().find(|(id, _)| *id == workflow_id) {
+            Some((_, last)) => *last = at,
+            None => self.0.push((workflow_id, at)),
         }
     }
 }

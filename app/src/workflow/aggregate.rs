@@ -11,7 +11,7 @@
 use super::rules::as_number;
 use crate::ingest::mapping::Path;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub const HOUR_MS: i64 = 3_600_000;
 
@@ -43,57 +43,85 @@ pub fn sum_at<'a>(payloads: impl IntoIterator<Item = &'a Value>, path: &str) -> 
     payloads.into_iter().map(|p| number_at(p, &path)).sum()
 }
 
-/// One hour of a customer's events of one name: how many, and the sums of
-/// the fields some window adds up (in the order of `Window::paths`).
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Counter {
-    count: u64,
-    sums: Vec<f64>,
+/// The fields some window of an event name adds up, as written in the
+/// conditions and parsed, once for every customer's window of that name.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Fields(Arc<[(String, Option<Path>)]>);
+
+impl Fields {
+    pub fn new(paths: &[String]) -> Fields {
+        Fields(paths.iter().map(|p| (p.clone(), Path::parse(p).ok())).collect())
+    }
 }
 
 /// A customer's events of one name, counted by the hour: what count and sum
-/// conditions over that name read.
+/// conditions over that name read. Compact, as the engine keeps one per
+/// customer and counted name: the hours in order, each with its count, and
+/// the sums of the shared fields in one array (`fields.len()` per hour).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Window {
-    /// The fields summed (as written in the conditions), and parsed.
-    paths: Vec<(String, Option<Path>)>,
-    hours: BTreeMap<i64, Counter>,
+    fields: Fields,
+    /// (hour, events that hour), oldest first.
+    hours: Vec<(i64, u64)>,
+    sums: Vec<f64>,
 }
 
 impl Window {
-    /// An empty window summing `paths`.
-    pub fn new(paths: &[String]) -> Window {
-        Window { paths: paths.iter().map(|p| (p.clone(), Path::parse(p).ok())).collect(), hours: BTreeMap::new() }
+    /// An empty window summing `fields`.
+    pub fn new(fields: &Fields) -> Window {
+        Window { fields: fields.clone(), hours: Vec::new(), sums: Vec::new() }
     }
 
     /// Counts an event accepted at `at`.
     pub fn add(&mut self, at: i64, payload: &Value) {
-        let n = self.paths.len();
-        let counter = self.hours.entry(hour_of(at)).or_insert_with(|| Counter { count: 0, sums: vec![0.0; n] });
-        counter.count += 1;
-        for (sum, (_, path)) in counter.sums.iter_mut().zip(&self.paths) {
+        let n = self.fields.0.len();
+        let hour = hour_of(at);
+        // Events come in acceptance order, so nearly always to the last hour.
+        let i = match self.hours.iter().rposition(|(h, _)| *h <= hour) {
+            Some(i) if self.hours[i].0 == hour => i,
+            found => {
+                let i = found.map_or(0, |i| i + 1);
+                self.hours.insert(i, (hour, 0));
+                self.sums.splice(i * n..i * n, std::iter::repeat_n(0.0, n));
+                i
+            }
+        };
+        self.hours[i].1 += 1;
+        for (sum, (_, path)) in self.sums[i * n..(i + 1) * n].iter_mut().zip(self.fields.0.iter()) {
             if let Some(path) = path {
                 *sum += number_at(payload, path);
             }
         }
     }
 
+    /// The index of the first hour a window of `hours` ending at `now` holds.
+    fn first_index(&self, now: i64, hours: u32) -> usize {
+        let first = first_hour(now, hours);
+        self.hours.partition_point(|(h, _)| *h < first)
+    }
+
     /// How many events the window of `hours` ending at `now` holds.
     pub fn count(&self, now: i64, hours: u32) -> u64 {
-        self.hours.range(first_hour(now, hours)..).map(|(_, c)| c.count).sum()
+        self.hours[self.first_index(now, hours)..].iter().map(|(_, c)| c).sum()
     }
 
     /// The sum of `path` over the window of `hours` ending at `now` (0 for a
     /// path this window does not add up).
     pub fn sum(&self, now: i64, hours: u32, path: &str) -> f64 {
-        let Some(i) = self.paths.iter().position(|(p, _)| p == path) else { return 0.0 };
-        self.hours.range(first_hour(now, hours)..).map(|(_, c)| c.sums[i]).sum()
+        let n = self.fields.0.len();
+        let Some(f) = self.fields.0.iter().position(|(p, _)| p == path) else { return 0.0 };
+        (self.first_index(now, hours)..self.hours.len()).map(|i| self.sums[i * n + f]).sum()
     }
 
     /// Forgets the hours before the window of `hours` ending at `now`.
     pub fn prune(&mut self, now: i64, hours: u32) {
-        let first = first_hour(now, hours);
-        self.hours = self.hours.split_off(&first);
+        let from = self.first_index(now, hours);
+        if from > 0 {
+            self.hours.drain(..from);
+            self.sums.drain(..from * self.fields.0.len());
+        }
+        self.hours.shrink_to_fit();
+        self.sums.shrink_to_fit();
     }
 
     /// Whether nothing is counted.
@@ -121,7 +149,7 @@ mod tests {
     #[test]
     fn a_window_counts_and_sums_by_the_hour_with_the_same_number_rule() {
         let paths = vec!["$.total".to_string(), "$.items".to_string()];
-        let mut w = Window::new(&paths);
+        let mut w = Window::new(&Fields::new(&paths));
         let now = 100 * HOUR_MS + 30 * 60_000;
         // 25 h ago (outside a 24 h window), 24.2 h ago (its hour is whole in it), now.
         w.add(now - 25 * HOUR_MS, &json!({"total": 100}));
@@ -135,8 +163,16 @@ mod tests {
         // The hour-by-hour sum equals the payload rule's sum over the same events.
         let held = [json!({"total": "2.5", "items": 3}), json!({"total": true})];
         assert_eq!(w.sum(now, 24, "$.total"), sum_at(&held, "$.total"));
+        // An event of an earlier hour arriving late (a restart's recount) goes in its place.
+        w.add(now - 30 * HOUR_MS, &json!({"total": 7, "items": 1}));
+        assert_eq!(w.count(now, 48), 4);
+        assert_eq!(w.sum(now, 48, "$.items"), 4.0);
+        assert_eq!(w.sum(now, 26, "$.total"), 103.5);
         w.prune(now, 24);
         assert_eq!(w.count(now, 48), 2);
+        assert_eq!(w.sum(now, 48, "$.total"), 3.5);
         assert!(!w.is_empty());
+        w.prune(now + 100 * HOUR_MS, 24);
+        assert!(w.is_empty());
     }
 }
