@@ -55,7 +55,8 @@ pub struct SuiteArgs {
     #[arg(long)]
     quick: bool,
     /// Only these scenarios (comma-separated): store-only, single-16, single-64,
-    /// half-rate, batch-100, soak-64, sse-fanout, sse-idle. half-rate needs single-64.
+    /// half-rate, store-only-batch, batch-100, soak-64, sse-fanout, sse-idle.
+    /// half-rate needs single-64.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Distinct customer ids the events are spread over.
@@ -63,8 +64,17 @@ pub struct SuiteArgs {
     customers: u64,
 }
 
-const SCENARIOS: [&str; 8] =
-    ["store-only", "single-16", "single-64", "half-rate", "batch-100", "soak-64", "sse-fanout", "sse-idle"];
+const SCENARIOS: [&str; 9] = [
+    "store-only",
+    "single-16",
+    "single-64",
+    "half-rate",
+    "store-only-batch",
+    "batch-100",
+    "soak-64",
+    "sse-fanout",
+    "sse-idle",
+];
 
 /// The settings once defaults (normal or quick) are filled in.
 struct Settings {
@@ -546,6 +556,12 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
                 "needs a measured single-64 rate",
             )),
         }
+    }
+    if s.wants("store-only-batch") {
+        // The batches' ceiling: the same batches of 100, no workflow published.
+        let load = Load { workflows: 0, ..closed(16, 100, s.seconds, false) };
+        let title = "Store only: 16 connections × batches of 100, no workflow (the ceiling)".to_string();
+        results.scenarios.push(throughput(&s, "store-only-batch", title, load, s.repeat).await);
     }
     if s.wants("batch-100") {
         let load = closed(16, 100, s.seconds, false);
