@@ -74,10 +74,38 @@ impl Entered {
     }
 }
 
+/// A customer as the cache keeps it: the profile as JSON text (a parsed
+/// object costs several times its text), the rest as evaluation uses it.
+#[derive(Debug)]
+struct Kept {
+    profile: Box<str>,
+    /// With `profile` left `Null`.
+    rest: Customer,
+}
+
+impl Kept {
+    fn new(mut customer: Customer) -> Kept {
+        let profile = match std::mem::take(&mut customer.profile) {
+            Value::Object(m) if m.is_empty() => Box::from(""),
+            p => p.to_string().into_boxed_str(),
+        };
+        Kept { profile, rest: customer }
+    }
+
+    fn into_customer(self) -> Customer {
+        let mut c = self.rest;
+        c.profile = match &*self.profile {
+            "" => Value::Object(serde_json::Map::new()),
+            text => serde_json::from_str(text).unwrap_or_else(|_| Value::Object(serde_json::Map::new())),
+        };
+        c
+    }
+}
+
 /// The cache itself.
 #[derive(Debug)]
 pub struct Hot {
-    customers: LruCache<String, Customer>,
+    customers: LruCache<String, Kept>,
     complete: bool,
     /// Customers read from the database since start-up.
     pub misses: u64,
@@ -94,7 +122,7 @@ impl Hot {
     /// Takes a customer out for a group (it comes back with `put` once the
     /// group commits).
     pub fn take(&mut self, customer: &str) -> Option<Customer> {
-        self.customers.pop(customer)
+        self.customers.pop(customer).map(Kept::into_customer)
     }
 
     /// Whether a customer not here is one the database does not have.
@@ -105,7 +133,7 @@ impl Hot {
     /// Keeps a customer as a commit left it; the least recently used one
     /// goes when the cache is full.
     pub fn put(&mut self, customer: String, state: Customer) {
-        if let Some((evicted, _)) = self.customers.push(customer.clone(), state) {
+        if let Some((evicted, _)) = self.customers.push(customer.clone(), Kept::new(state)) {
             if evicted != customer {
                 self.complete = false;
             }
@@ -121,7 +149,7 @@ impl Hot {
     /// Drops the waiting runs of `workflow_id` (archived: its runs ended).
     pub fn end_runs_of(&mut self, workflow_id: &str) {
         for (_, c) in self.customers.iter_mut() {
-            c.waiting.retain(|r| r.workflow_id != workflow_id);
+            c.rest.waiting.retain(|r| r.workflow_id != workflow_id);
         }
     }
 
@@ -152,6 +180,13 @@ mod tests {
         assert!(!hot.complete(), "bo was evicted: a miss may be a known customer");
         assert_eq!(hot.len(), 2);
         assert!(hot.take("bo").is_none());
+        // The profile comes back as it went in.
+        let mut dee = Customer::new(0);
+        dee.profile = serde_json::json!({ "tier": "gold", "orders": 3 });
+        hot.put("dee".into(), dee);
+        assert_eq!(hot.take("dee").unwrap().profile, serde_json::json!({ "tier": "gold", "orders": 3 }));
+        hot.put("eve".into(), Customer::new(0));
+        assert_eq!(hot.take("eve").unwrap().profile, serde_json::json!({}));
         let mut hot = Hot::new(2, true);
         hot.lose();
         assert!(!hot.complete());
