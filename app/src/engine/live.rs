@@ -10,12 +10,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, watch};
 
-/// One message: a topic (`events`, …), a sequence number for resuming, and the whole object.
+/// One message: a topic (`events`, …), a sequence number for resuming, and
+/// the whole object as JSON text, serialised once for every subscriber.
 #[derive(Debug, Clone, Serialize)]
 pub struct LiveMessage {
     pub seq: u64,
     pub topic: &'static str,
-    pub data: Arc<serde_json::Value>,
+    pub data: Arc<str>,
 }
 
 /// Messages a subscriber may fall behind by before it must resync.
@@ -125,13 +126,13 @@ impl Live {
         if !self.wanted() {
             return;
         }
-        match serde_json::to_value(data) {
+        match serde_json::to_string(&data) {
             Ok(v) => {
                 // Numbering, buffering and sending under one lock keeps the
                 // replay buffer and the broadcast in the same order.
                 let mut ring = self.inner.ring.lock().unwrap_or_else(|p| p.into_inner());
                 ring.seq += 1;
-                let msg = LiveMessage { seq: ring.seq, topic, data: Arc::new(v) };
+                let msg = LiveMessage { seq: ring.seq, topic, data: Arc::from(v) };
                 if ring.recent.len() == REPLAY {
                     ring.recent.pop_front();
                 }
@@ -256,7 +257,7 @@ mod tests {
         assert_eq!(resumed.after, 7);
         let Resume::Replay(missed) = resumed.resume else { panic!("expected a replay") };
         assert_eq!(missed.iter().map(|m| m.topic).collect::<Vec<_>>(), ["runs", "events"]);
-        assert_eq!(missed[1].data.as_str(), Some("b"));
+        assert_eq!(&*missed[1].data, r#""b""#);
         // Up to date: nothing to replay.
         let resume = live.resume(Some(&live.current_id())).resume;
         assert!(matches!(resume, Resume::Replay(m) if m.is_empty()));

@@ -113,5 +113,5 @@ fn joined(topics: &HashSet<&'static str>) -> String {
 }
 
 fn message(live: &app::engine::live::Live, m: &LiveMessage) -> Event {
-    Event::default().event(m.topic).id(live.id_of(m)).data(m.data.to_string())
+    Event::default().event(m.topic).id(live.id_of(m)).data(&*m.data)
 }
