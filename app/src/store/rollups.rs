@@ -87,11 +87,18 @@ impl Tally {
 pub const CHUNK: usize = 150;
 
 /// `insert … on conflict do update` for `n` rows: adds to existing counters.
-pub fn upsert_sql(n: usize) -> String {
+/// `anonymous`: SQLite's `?` placeholders, bound in order (a statement of
+/// hundreds of numbered parameters costs SQLite a scan of its parameter
+/// names per bind: 5 % of the engine's CPU in a profile).
+pub fn upsert_sql(n: usize, anonymous: bool) -> String {
     let mut values = String::with_capacity(n * 30);
     for r in 0..n {
         if r > 0 {
             values.push_str(", ");
+        }
+        if anonymous {
+            values.push_str("(?, ?, ?, ?, ?, ?)");
+            continue;
         }
         let b = r * 6;
         values.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
@@ -100,6 +107,11 @@ pub fn upsert_sql(n: usize) -> String {
         "insert into metric_rollup (metric, workflow_id, key, step, bucket, value) values {values} \
          on conflict (metric, workflow_id, key, step, bucket) do update set value = metric_rollup.value + excluded.value"
     )
+}
+
+/// Whether `conn` is SQLite's (see `upsert_sql`).
+pub fn anonymous<C: sqlx::Connection>(_conn: &C) -> bool {
+    <C::Database as sqlx::Database>::NAME == "SQLite"
 }
 
 /// Writes a tally inside the caller's transaction (`$tx`: `&mut Transaction`).
@@ -111,7 +123,7 @@ macro_rules! write_tally {
         let mut rows = rows;
         rows.sort_unstable();
         for chunk in rows.chunks($crate::store::rollups::CHUNK) {
-            let sql = $crate::store::rollups::upsert_sql(chunk.len());
+            let sql = $crate::store::rollups::upsert_sql(chunk.len(), $crate::store::rollups::anonymous(&*$tx));
             let mut q = sqlx::query(&sql);
             for (metric, workflow, key, step, bucket, n) in chunk {
                 q = q.bind(*metric).bind(*workflow).bind(*key).bind(*step).bind(*bucket).bind(*n);
