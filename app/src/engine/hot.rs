@@ -14,7 +14,7 @@ use crate::store::runs::RunRow;
 use crate::workflow::aggregate::Window;
 use lru::LruCache;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
@@ -74,30 +74,92 @@ impl Entered {
     }
 }
 
+/// A waiting run as the cache keeps it: what its stored row holds, boxed to
+/// its length, without what the key or the status already say (its
+/// customer, `waiting`) or what is read when needed (the trigger payload),
+/// and the workflow id shared with the other runs of that workflow.
+#[derive(Debug)]
+struct KeptRun {
+    run_id: Box<str>,
+    workflow_id: Arc<str>,
+    version: i64,
+    at_node: Option<Box<str>>,
+    wake_at: Option<i64>,
+    state: Box<str>,
+    trigger_event_id: Box<str>,
+    started_at: i64,
+    updated_at: i64,
+}
+
 /// A customer as the cache keeps it: the profile as JSON text (a parsed
-/// object costs several times its text), the rest as evaluation uses it.
+/// object costs several times its text), waiting runs compact, the rest as
+/// evaluation uses it.
 #[derive(Debug)]
 struct Kept {
     profile: Box<str>,
-    /// With `profile` left `Null`.
+    waiting: Vec<KeptRun>,
+    /// With `profile` left `Null` and `waiting` empty.
     rest: Customer,
 }
 
 impl Kept {
-    fn new(mut customer: Customer) -> Kept {
+    fn new(mut customer: Customer, workflows: &mut HashSet<Arc<str>>) -> Kept {
         let profile = match std::mem::take(&mut customer.profile) {
             Value::Object(m) if m.is_empty() => Box::from(""),
             p => p.to_string().into_boxed_str(),
         };
-        Kept { profile, rest: customer }
+        let waiting = std::mem::take(&mut customer.waiting)
+            .into_iter()
+            .map(|r| {
+                let workflow_id = match workflows.get(r.workflow_id.as_str()) {
+                    Some(id) => id.clone(),
+                    None => {
+                        let id: Arc<str> = Arc::from(r.workflow_id.as_str());
+                        workflows.insert(id.clone());
+                        id
+                    }
+                };
+                KeptRun {
+                    run_id: r.run_id.into_boxed_str(),
+                    workflow_id,
+                    version: r.version,
+                    at_node: r.at_node.map(String::into_boxed_str),
+                    wake_at: r.wake_at,
+                    state: r.state.into_boxed_str(),
+                    trigger_event_id: r.trigger_event_id.into_boxed_str(),
+                    started_at: r.started_at,
+                    updated_at: r.updated_at,
+                }
+            })
+            .collect();
+        Kept { profile, waiting, rest: customer }
     }
 
-    fn into_customer(self) -> Customer {
+    fn into_customer(self, customer_id: &str) -> Customer {
         let mut c = self.rest;
         c.profile = match &*self.profile {
             "" => Value::Object(serde_json::Map::new()),
             text => serde_json::from_str(text).unwrap_or_else(|_| Value::Object(serde_json::Map::new())),
         };
+        c.waiting = self
+            .waiting
+            .into_iter()
+            .map(|r| RunRow {
+                run_id: r.run_id.into(),
+                workflow_id: r.workflow_id.to_string(),
+                version: r.version,
+                customer_id: customer_id.to_string(),
+                status: crate::workflow::eval::RunStatus::Waiting.as_str().to_string(),
+                at_node: r.at_node.map(String::from),
+                wake_at: r.wake_at,
+                state: r.state.into(),
+                trigger_event_id: r.trigger_event_id.into(),
+                started_at: r.started_at,
+                updated_at: r.updated_at,
+                ended_at: None,
+                trigger_payload: None,
+            })
+            .collect();
         c
     }
 }
@@ -106,6 +168,8 @@ impl Kept {
 #[derive(Debug)]
 pub struct Hot {
     customers: LruCache<String, Kept>,
+    /// The workflow ids the kept runs share.
+    workflows: HashSet<Arc<str>>,
     complete: bool,
     /// Customers read from the database since start-up.
     pub misses: u64,
@@ -116,13 +180,13 @@ impl Hot {
     /// has no customer yet.
     pub fn new(capacity: usize, complete: bool) -> Hot {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
-        Hot { customers: LruCache::new(capacity), complete, misses: 0 }
+        Hot { customers: LruCache::new(capacity), workflows: HashSet::new(), complete, misses: 0 }
     }
 
     /// Takes a customer out for a group (it comes back with `put` once the
     /// group commits).
     pub fn take(&mut self, customer: &str) -> Option<Customer> {
-        self.customers.pop(customer).map(Kept::into_customer)
+        self.customers.pop(customer).map(|k| k.into_customer(customer))
     }
 
     /// Whether a customer not here is one the database does not have.
@@ -133,7 +197,7 @@ impl Hot {
     /// Keeps a customer as a commit left it; the least recently used one
     /// goes when the cache is full.
     pub fn put(&mut self, customer: String, state: Customer) {
-        if let Some((evicted, _)) = self.customers.push(customer.clone(), Kept::new(state)) {
+        if let Some((evicted, _)) = self.customers.push(customer.clone(), Kept::new(state, &mut self.workflows)) {
             if evicted != customer {
                 self.complete = false;
             }
@@ -149,7 +213,7 @@ impl Hot {
     /// Drops the waiting runs of `workflow_id` (archived: its runs ended).
     pub fn end_runs_of(&mut self, workflow_id: &str) {
         for (_, c) in self.customers.iter_mut() {
-            c.rest.waiting.retain(|r| r.workflow_id != workflow_id);
+            c.waiting.retain(|r| &*r.workflow_id != workflow_id);
         }
     }
 
@@ -190,5 +254,37 @@ mod tests {
         let mut hot = Hot::new(2, true);
         hot.lose();
         assert!(!hot.complete());
+    }
+
+    #[test]
+    fn waiting_runs_come_back_as_their_stored_rows_and_end_with_their_workflow() {
+        let row = |run: &str, workflow: &str| RunRow {
+            run_id: run.into(),
+            workflow_id: workflow.into(),
+            version: 3,
+            customer_id: "ana".into(),
+            status: "waiting".into(),
+            at_node: Some("wait_checkout".into()),
+            wake_at: Some(1_800),
+            state: r#"{"trigger":{"name":"cart_updated"}}"#.into(),
+            trigger_event_id: "e1".into(),
+            started_at: 1_000,
+            updated_at: 1_200,
+            ended_at: None,
+            trigger_payload: Some(r#"{"cart":{}}"#.into()),
+        };
+        let mut hot = Hot::new(10, true);
+        let mut ana = Customer::new(0);
+        ana.waiting = vec![row("r1", "w1"), row("r2", "w2")];
+        hot.put("ana".into(), ana);
+        let back = hot.take("ana").unwrap();
+        let expected = RunRow { trigger_payload: None, ..row("r1", "w1") };
+        assert_eq!(format!("{:?}", back.waiting[0]), format!("{expected:?}"), "the payload is read again when needed");
+        assert_eq!(back.waiting[1].workflow_id, "w2");
+        hot.put("ana".into(), back);
+        hot.end_runs_of("w1");
+        let left = hot.take("ana").unwrap();
+        assert_eq!(left.waiting.len(), 1);
+        assert_eq!(left.waiting[0].run_id, "r2");
     }
 }
