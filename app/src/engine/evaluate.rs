@@ -620,9 +620,6 @@ impl Evaluator {
         for c in customers.values_mut() {
             // Runs the group left unchanged keep their row; changed ones get their new one below.
             c.waiting.retain(|r| !rewritten.contains(r.run_id.as_str()) && !broken.contains(r.run_id.as_str()));
-            for r in &mut c.waiting {
-                r.trigger_payload = None;
-            }
             c.offers.retain(|o| o.created_at >= now - OFFER_LOOKBACK_MS);
             c.windows.retain(|event, w| match self.counted.events.get(event) {
                 Some((hours, _)) => {
@@ -650,7 +647,8 @@ impl Evaluator {
                 started_at: r.started_at,
                 updated_at: now,
                 ended_at: None,
-                // Read again when an event may advance it (`fetch_trigger_payloads`).
+                // The cache keeps none; read again when an event may advance
+                // it (`fetch_trigger_payloads`).
                 trigger_payload: None,
             });
         }
