@@ -251,3 +251,118 @@ async fn one_group_merges_a_customers_events_and_drops_repeats() {
         assert_eq!(c3.attributes["address"], serde_json::json!({ "city": "Nice" }), "{backend}");
     }
 }
+
+/// A SQLite database written before ids were stored as blobs (migrations up
+/// to 0010) reads the same after `0011_binary_ids`: every id comes back as
+/// the text it was, lookups and keyset pages by id work, and new rows sort
+/// after the old ones.
+#[tokio::test]
+async fn sqlite_ids_written_as_text_read_the_same_once_stored_as_blobs() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    let path = std::env::temp_dir().join(format!("nudge-test-{}.db", uuid::Uuid::new_v4().simple()));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(true))
+        .await
+        .unwrap();
+    let all = sqlx::migrate!("../migrations/sqlite");
+    let before = sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(all.migrations.iter().filter(|m| m.version <= 10).cloned().collect()),
+        ..sqlx::migrate!("../migrations/sqlite")
+    };
+    before.run(&pool).await.unwrap();
+
+    let (source, workflow, event, run, alert) =
+        (store::new_id(), store::new_id(), store::new_id(), store::new_id(), store::new_id());
+    let action_key = format!("{run}:offer");
+    let statements = [
+        format!(
+            "insert into source (source_id, name, slug, mapping, secret, created_at, updated_at) \
+             values ('{source}', 'Shop', 'shop', '{{}}', 'whsec_x', 1, 1)"
+        ),
+        format!(
+            "insert into workflow (workflow_id, name, status, draft, active_version, latest_version, created_by, \
+             created_at, updated_by, updated_at) values ('{workflow}', 'Cart', 'active', '{{}}', 1, 1, 'u', 1, 'u', 1)"
+        ),
+        format!(
+            "insert into workflow_version (workflow_id, version, definition, published_by, published_at) \
+             values ('{workflow}', 1, '{{}}', 'u', 1)"
+        ),
+        format!(
+            "insert into event (event_id, source_id, external_id, name, customer_id, occurred_at, received_at, payload) \
+             values ('{event}', '{source}', 'x1', 'cart_updated', 'ana', 1, 1, '{{}}')"
+        ),
+        format!(
+            "insert into event_dedupe (source_id, external_id, event_id, created_at) values ('{source}', 'x1', '{event}', 1)"
+        ),
+        format!(
+            "insert into run (run_id, workflow_id, version, customer_id, status, at_node, wake_at, state, \
+             trigger_event_id, started_at, updated_at) \
+             values ('{run}', '{workflow}', 1, 'ana', 'waiting', 'wait', 99, '{{}}', '{event}', 1, 1)"
+        ),
+        format!(
+            "insert into run_step (run_id, seq, node, outcome, detail, at) values ('{run}', 1, 'trigger', 'next', null, 1)"
+        ),
+        format!("insert into workflow_entry (workflow_id, customer_id, last_entered_at) values ('{workflow}', 'ana', 1)"),
+        format!(
+            "insert into action (action_key, run_id, workflow_id, node, kind, payload, status, created_at, updated_at) \
+             values ('{action_key}', '{run}', '{workflow}', 'offer', 'issue_offer', '{{}}', 'done', 1, 1)"
+        ),
+        format!(
+            "insert into offer (code, action_key, workflow_id, run_id, customer_id, discount, value, expires_at, created_at) \
+             values ('SAVE-1', '{action_key}', '{workflow}', '{run}', 'ana', 'percent', 10, 99, 1)"
+        ),
+        format!(
+            "insert into alert (alert_id, action_key, workflow_id, run_id, customer_id, severity, audience, message, \
+             status, created_at) values ('{alert}', '{run}:alert', '{workflow}', '{run}', 'ana', 'warning', 'cs', 'hi', 'open', 1)"
+        ),
+    ];
+    for sql in &statements {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    all.run(&pool).await.unwrap();
+    let kinds: Vec<String> =
+        sqlx::query_scalar("select typeof(run_id) || typeof(workflow_id) || typeof(trigger_event_id) from run")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(kinds, ["blobblobblob"], "the ids are stored as blobs");
+    let db = store::Db::Sqlite(pool);
+
+    let r = store::runs::get(&db, &run).await.unwrap().expect("the run by its id");
+    assert_eq!((r.run_id.as_str(), r.workflow_id.as_str(), r.trigger_event_id.as_str()), (&*run, &*workflow, &*event));
+    assert_eq!(store::runs::steps(&db, &run).await.unwrap().len(), 1, "the step of the run");
+    assert_eq!(store::runs::actions(&db, &run).await.unwrap()[0].action_key, action_key);
+    let e = store::events::get(&db, &event).await.unwrap().expect("the event by its id");
+    assert_eq!((e.event_id.as_str(), e.source_id.as_str()), (&*event, &*source));
+    assert_eq!(store::sources::find_by_id(&db, &source).await.unwrap().unwrap().source_id, source);
+    assert_eq!(store::workflows::find(&db, &workflow).await.unwrap().unwrap().workflow_id, workflow);
+    assert_eq!(store::workflows::versions(&db, &workflow).await.unwrap().len(), 1);
+    assert_eq!(store::offers::offer(&db, "SAVE-1").await.unwrap().unwrap().run_id, run);
+    assert_eq!(store::offers::alert(&db, &alert).await.unwrap().unwrap().workflow_id, workflow);
+    let query = store::runs::RunQuery { workflow_id: Some(&workflow), ..Default::default() };
+    let listed = store::runs::list(&db, &query, None, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), [run.as_str()]);
+    let later = store::new_id();
+    assert!(store::runs::list(&db, &query, Some(&later), 10).await.unwrap().len() == 1, "a page before a newer id");
+    assert!(store::runs::list(&db, &query, Some(&run), 10).await.unwrap().is_empty(), "nothing before the oldest");
+    let entered = store::runs::last_entered_of(&db, &["ana".to_string()]).await.unwrap();
+    assert_eq!(entered, [(workflow.clone(), "ana".to_string(), 1)]);
+    let duplicate = store::events::Write::Event(store::events::NewEvent {
+        event_id: store::new_id(),
+        source_id: source.clone(),
+        external_id: "x1".into(),
+        name: "cart_updated".into(),
+        customer_id: "ana".into(),
+        occurred_at: 2,
+        received_at: 2,
+        payload: "{}".into(),
+        parsed: serde_json::json!({}),
+        profile: serde_json::Map::new(),
+        offer_code: None,
+        replay_of: None,
+    });
+    let written = store::group::store_only(&db, 2, &[duplicate]).await.unwrap();
+    assert_eq!(written, [store::events::Written::Duplicate { event_id: event.clone() }], "the old dedupe key holds");
+    let _ = std::fs::remove_file(&path);
+}

@@ -55,18 +55,19 @@ async fn count(db: &Db, sql: &str) -> i64 {
     app::with_pool!(db, p => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await).unwrap()
 }
 
+/// One text value, or one of Nudge's ids (stored as a blob on SQLite) as its text.
 async fn text(db: &Db, sql: &str) -> String {
-    app::with_pool!(db, p => sqlx::query_scalar::<_, String>(sql).fetch_one(p).await).unwrap()
+    app::with_pool!(db, p => sqlx::query_scalar::<_, app::store::IdText>(sql).fetch_one(p).await).unwrap().0
 }
 
 /// Every trace step of a customer's runs, as the run page reads them (steps
 /// inline in the run row, then those stored one per row).
 async fn trace_of(db: &Db, customer: &str) -> Vec<app::model::RunStep> {
-    let runs: Vec<String> = app::with_pool!(db, p => sqlx::query_scalar(
+    let runs: Vec<app::store::IdText> = app::with_pool!(db, p => sqlx::query_scalar(
         "select run_id from run where customer_id = $1 order by run_id").bind(customer).fetch_all(p).await)
     .unwrap();
     let mut out = Vec::new();
-    for run in runs {
+    for app::store::IdText(run) in runs {
         out.extend(app::store::runs::steps(db, &run).await.unwrap());
     }
     out

@@ -1,7 +1,7 @@
 //! Events, their dedupe keys, customers and dead letters as written by the
 //! engine's group commit, and the reads of them.
 
-use super::Db;
+use super::{Db, Id, IdText};
 use crate::model::{Customer, DeadLetter, Event, EventFilter};
 use crate::with_pool;
 use std::collections::HashMap;
@@ -168,11 +168,11 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, writes: &[Write]) -> 
                  on conflict (source_id, external_id) do nothing returning source_id, external_id",
                 values(db, chunk.len(), 4)
             );
-            let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+            let mut q = sqlx::query_as::<_, (IdText, String)>(&sql);
             for (_, e) in chunk {
-                q = q.bind(&e.source_id).bind(&e.external_id).bind(&e.event_id).bind(e.received_at);
+                q = q.bind(Id(&e.source_id)).bind(&e.external_id).bind(Id(&e.event_id)).bind(e.received_at);
             }
-            fresh_keys.extend(q.fetch_all(&mut *tx).await?);
+            fresh_keys.extend(q.fetch_all(&mut *tx).await?.into_iter().map(|(s, x)| (s.0, x)));
         }
         let claimed: std::collections::HashSet<(&str, &str)> =
             fresh_keys.iter().map(|(s, x)| (s.as_str(), x.as_str())).collect();
@@ -182,10 +182,10 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, writes: &[Write]) -> 
                 fresh.push((*i, *e));
             } else {
                 // Seen in an earlier group: point at the first event.
-                let first: String = sqlx::query_scalar(
+                let IdText(first) = sqlx::query_scalar(
                     "select event_id from event_dedupe where source_id = $1 and external_id = $2",
                 )
-                .bind(&e.source_id).bind(&e.external_id)
+                .bind(Id(&e.source_id)).bind(&e.external_id)
                 .fetch_one(&mut *tx).await?;
                 counts.entry(e.source_id.as_str()).or_default().duplicates += 1;
                 out[*i] = Some(Written::Duplicate { event_id: first });
@@ -200,7 +200,7 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, writes: &[Write]) -> 
             );
             let mut q = sqlx::query(&sql);
             for (_, e) in chunk {
-                q = q.bind(&e.event_id).bind(&e.source_id).bind(&e.external_id).bind(&e.name)
+                q = q.bind(Id(&e.event_id)).bind(Id(&e.source_id)).bind(&e.external_id).bind(&e.name)
                     .bind(&e.customer_id).bind(e.occurred_at).bind(e.received_at).bind(&e.payload).bind(&e.offer_code);
             }
             q.execute(&mut *tx).await?;
@@ -282,7 +282,7 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, writes: &[Write]) -> 
 
         for (source_id, c) in &counts {
             sqlx::query(&bump_source)
-                .bind(c.accepted).bind(c.duplicates).bind(c.rejected).bind(c.last_event_at).bind(*source_id)
+                .bind(c.accepted).bind(c.duplicates).bind(c.rejected).bind(c.last_event_at).bind(Id(source_id))
                 .execute(&mut *tx).await?;
         }
         // 6. The dashboards' counters, in the same transaction.
@@ -300,7 +300,9 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, writes: &[Write]) -> 
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
+    #[sqlx(try_from = "IdText")]
     pub event_id: String,
+    #[sqlx(try_from = "IdText")]
     pub source_id: String,
     pub external_id: String,
     pub name: String,
@@ -332,6 +334,7 @@ const EVENT_COLUMNS: &str =
     "event_id, source_id, external_id, name, customer_id, occurred_at, received_at, payload, offer_code";
 
 enum Arg {
+    Id(String),
     Text(String),
     Int(i64),
 }
@@ -352,7 +355,7 @@ pub async fn list(
         clauses.push(clause.replace('?', &format!("${}", args.len())));
     };
     if let Some(s) = source_id {
-        push("source_id = ?", Arg::Text(s.to_string()));
+        push("source_id = ?", Arg::Id(s.to_string()));
     }
     if let Some(n) = &filter.name {
         push("name = ?", Arg::Text(n.clone()));
@@ -362,13 +365,13 @@ pub async fn list(
     }
     if let Some(from) = filter.from {
         // Ids are UUID v7: the first 48 bits are the receive time, so a time bound is an id bound.
-        push("event_id >= ?", Arg::Text(super::uuid_v7_floor(from)));
+        push("event_id >= ?", Arg::Id(super::uuid_v7_floor(from)));
     }
     if let Some(to) = filter.to {
-        push("event_id < ?", Arg::Text(super::uuid_v7_floor(to)));
+        push("event_id < ?", Arg::Id(super::uuid_v7_floor(to)));
     }
     if let Some(c) = cursor {
-        push("event_id < ?", Arg::Text(c.to_string()));
+        push("event_id < ?", Arg::Id(c.to_string()));
     }
     args.push(Arg::Int(limit));
     let where_sql = if clauses.is_empty() { String::new() } else { format!("where {}", clauses.join(" and ")) };
@@ -377,6 +380,7 @@ pub async fn list(
         let mut q = sqlx::query_as::<_, EventRow>(&sql);
         for a in &args {
             q = match a {
+                Arg::Id(s) => q.bind(Id(s)),
                 Arg::Text(s) => q.bind(s.as_str()),
                 Arg::Int(i) => q.bind(*i),
             };
@@ -387,7 +391,7 @@ pub async fn list(
 
 pub async fn get(db: &Db, event_id: &str) -> sqlx::Result<Option<EventRow>> {
     let sql = format!("select {EVENT_COLUMNS} from event where event_id = $1");
-    with_pool!(db, p => sqlx::query_as::<_, EventRow>(&sql).bind(event_id).fetch_optional(p).await)
+    with_pool!(db, p => sqlx::query_as::<_, EventRow>(&sql).bind(Id(event_id)).fetch_optional(p).await)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -451,11 +455,11 @@ pub async fn payloads(db: &Db, event_ids: &[String]) -> sqlx::Result<Vec<(String
     let sql =
         format!("select event_id, payload from event where event_id in ({})", super::params(db, 1, event_ids.len()));
     with_pool!(db, p => {
-        let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+        let mut q = sqlx::query_as::<_, (IdText, String)>(&sql);
         for id in event_ids {
-            q = q.bind(id);
+            q = q.bind(Id(id));
         }
-        q.fetch_all(p).await
+        q.fetch_all(p).await.map(|rows| rows.into_iter().map(|(id, payload)| (id.0, payload)).collect())
     })
 }
 

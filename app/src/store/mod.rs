@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod events;
 pub mod group;
+pub mod id;
 pub mod offers;
 pub mod rollups;
 pub mod runs;
@@ -11,6 +12,8 @@ pub mod sessions;
 pub mod sources;
 pub mod users;
 pub mod workflows;
+
+pub use id::{Id, IdText};
 
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

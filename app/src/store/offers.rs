@@ -1,6 +1,6 @@
 //! The `offer` and `alert` tables as the API and the inbox read and change them.
 
-use super::{now_ms, Db};
+use super::{now_ms, Db, Id, IdText};
 use crate::model::{Alert, Offer};
 use crate::with_pool;
 
@@ -9,7 +9,9 @@ pub struct OfferRow {
     pub code: String,
     /// `<run>:<node>`: the action that issued it.
     pub action_key: String,
+    #[sqlx(try_from = "IdText")]
     pub workflow_id: String,
+    #[sqlx(try_from = "IdText")]
     pub run_id: String,
     pub customer_id: String,
     pub discount: String,
@@ -73,7 +75,7 @@ pub async fn list_offers(
     let (after_at, after_code) = after.unwrap_or((0, ""));
     with_pool!(db, p => sqlx::query_as::<_, OfferRow>(&sql)
         .bind(customer_id.unwrap_or(""))
-        .bind(workflow_id.unwrap_or(""))
+        .bind(Id(workflow_id.unwrap_or("")))
         .bind(after_code)
         .bind(now)
         .bind(limit)
@@ -111,8 +113,11 @@ pub async fn recent_of_customers(db: &Db, customer_ids: &[String], since: i64) -
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AlertRow {
+    #[sqlx(try_from = "IdText")]
     pub alert_id: String,
+    #[sqlx(try_from = "IdText")]
     pub workflow_id: String,
+    #[sqlx(try_from = "IdText")]
     pub run_id: String,
     pub customer_id: String,
     pub severity: String,
@@ -167,7 +172,7 @@ pub async fn list_alerts(
         .bind(status.unwrap_or(""))
         .bind(severity.unwrap_or(""))
         .bind(customer_id.unwrap_or(""))
-        .bind(cursor.unwrap_or(""))
+        .bind(Id(cursor.unwrap_or("")))
         .bind(limit)
         .fetch_all(p)
         .await)
@@ -175,19 +180,19 @@ pub async fn list_alerts(
 
 pub async fn alert(db: &Db, alert_id: &str) -> sqlx::Result<Option<AlertRow>> {
     let sql = format!("select {ALERT_COLUMNS} from alert where alert_id = $1");
-    with_pool!(db, p => sqlx::query_as::<_, AlertRow>(&sql).bind(alert_id).fetch_optional(p).await)
+    with_pool!(db, p => sqlx::query_as::<_, AlertRow>(&sql).bind(Id(alert_id)).fetch_optional(p).await)
 }
 
 /// open → acknowledged; `false` when the alert is not open.
 pub async fn acknowledge(db: &Db, alert_id: &str, by: &str) -> sqlx::Result<bool> {
     let sql = "update alert set status = 'acknowledged', acknowledged_by = $1, acknowledged_at = $2 \
                where alert_id = $3 and status = 'open'";
-    Ok(crate::execute!(db, sqlx::query(sql).bind(by).bind(now_ms()).bind(alert_id))? == 1)
+    Ok(crate::execute!(db, sqlx::query(sql).bind(by).bind(now_ms()).bind(Id(alert_id)))? == 1)
 }
 
 /// open or acknowledged → resolved; `false` when it is resolved already.
 pub async fn resolve(db: &Db, alert_id: &str, by: &str) -> sqlx::Result<bool> {
     let sql = "update alert set status = 'resolved', resolved_by = $1, resolved_at = $2 \
                where alert_id = $3 and status <> 'resolved'";
-    Ok(crate::execute!(db, sqlx::query(sql).bind(by).bind(now_ms()).bind(alert_id))? == 1)
+    Ok(crate::execute!(db, sqlx::query(sql).bind(by).bind(now_ms()).bind(Id(alert_id)))? == 1)
 }

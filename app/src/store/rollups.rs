@@ -192,8 +192,8 @@ pub async fn totals(db: &Db, workflow: &str, step: i64, from: i64, to: i64) -> s
 
 pub async fn workflow_names(db: &Db) -> sqlx::Result<HashMap<String, String>> {
     let sql = "select workflow_id, name from workflow";
-    let rows: Vec<(String, String)> = with_pool!(db, p => sqlx::query_as(sql).fetch_all(p).await)?;
-    Ok(rows.into_iter().collect())
+    let rows: Vec<(super::IdText, String)> = with_pool!(db, p => sqlx::query_as(sql).fetch_all(p).await)?;
+    Ok(rows.into_iter().map(|(id, name)| (id.0, name)).collect())
 }
 
 /// What the installation has set up: a source, a published workflow, an event.
@@ -208,12 +208,12 @@ pub async fn setup(db: &Db) -> sqlx::Result<crate::model::Setup> {
 /// Alerts still open, of one workflow or all ("").
 pub async fn open_alerts(db: &Db, workflow: &str) -> sqlx::Result<i64> {
     let sql = "select count(*) from alert where status = 'open' and ($1 = '' or workflow_id = $1)";
-    with_pool!(db, p => sqlx::query_scalar::<_, i64>(sql).bind(workflow).fetch_one(p).await)
+    with_pool!(db, p => sqlx::query_scalar::<_, i64>(sql).bind(super::Id(workflow)).fetch_one(p).await)
 }
 
 /// Runs of a workflow version waiting now, by the node they wait at.
 pub async fn waiting_at(db: &Db, workflow_id: &str, version: i64) -> sqlx::Result<Vec<(String, i64)>> {
     let sql = "select at_node, count(*) from run where workflow_id = $1 and status = 'waiting' and version = $2 \
                and at_node is not null group by at_node";
-    with_pool!(db, p => sqlx::query_as::<_, (String, i64)>(sql).bind(workflow_id).bind(version).fetch_all(p).await)
+    with_pool!(db, p => sqlx::query_as::<_, (String, i64)>(sql).bind(super::Id(workflow_id)).bind(version).fetch_all(p).await)
 }

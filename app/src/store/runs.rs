@@ -3,7 +3,7 @@
 
 use super::events::EventRow;
 use super::rollups::metric;
-use super::{now_ms, Db};
+use super::{now_ms, Db, Id, IdText};
 use crate::model::ActionHealth;
 use crate::with_pool;
 use crate::workflow::status::ActionStatus;
@@ -11,7 +11,9 @@ use std::collections::HashMap;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RunRow {
+    #[sqlx(try_from = "IdText")]
     pub run_id: String,
+    #[sqlx(try_from = "IdText")]
     pub workflow_id: String,
     pub version: i64,
     pub customer_id: String,
@@ -19,6 +21,7 @@ pub struct RunRow {
     pub at_node: Option<String>,
     pub wake_at: Option<i64>,
     pub state: String,
+    #[sqlx(try_from = "IdText")]
     pub trigger_event_id: String,
     pub started_at: i64,
     pub updated_at: i64,
@@ -40,6 +43,7 @@ const TRIGGER_PAYLOAD: &str =
 /// A published version that may start runs.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ActiveVersion {
+    #[sqlx(try_from = "IdText")]
     pub workflow_id: String,
     pub version: i64,
     pub definition: String,
@@ -92,12 +96,12 @@ pub async fn published_versions(db: &Db) -> sqlx::Result<Vec<ActiveVersion>> {
 
 pub async fn version_definition(db: &Db, workflow_id: &str, version: i64) -> sqlx::Result<Option<String>> {
     let sql = "select definition from workflow_version where workflow_id = $1 and version = $2";
-    with_pool!(db, p => sqlx::query_scalar::<_, String>(sql).bind(workflow_id).bind(version).fetch_optional(p).await)
+    with_pool!(db, p => sqlx::query_scalar::<_, String>(sql).bind(Id(workflow_id)).bind(version).fetch_optional(p).await)
 }
 
 pub async fn workflow_status(db: &Db, workflow_id: &str) -> sqlx::Result<Option<String>> {
     let sql = "select status from workflow where workflow_id = $1";
-    with_pool!(db, p => sqlx::query_scalar::<_, String>(sql).bind(workflow_id).fetch_optional(p).await)
+    with_pool!(db, p => sqlx::query_scalar::<_, String>(sql).bind(Id(workflow_id)).fetch_optional(p).await)
 }
 
 /// Waiting runs of any of these customers, in one query, ordered by run. (No
@@ -133,11 +137,11 @@ pub async fn last_entered_of(db: &Db, customer_ids: &[String]) -> sqlx::Result<V
         super::params(db, 1, customer_ids.len())
     );
     with_pool!(db, p => {
-        let mut q = sqlx::query_as::<_, (String, String, i64)>(&sql);
+        let mut q = sqlx::query_as::<_, (IdText, String, i64)>(&sql);
         for id in customer_ids {
             q = q.bind(id);
         }
-        q.fetch_all(p).await
+        q.fetch_all(p).await.map(|rows| rows.into_iter().map(|(w, c, at)| (w.0, c, at)).collect())
     })
 }
 
@@ -333,15 +337,15 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
             for r in chunk {
                 let ended = r.status.is_final().then_some(now);
                 q = q
-                    .bind(&r.run_id)
-                    .bind(&r.workflow_id)
+                    .bind(Id(&r.run_id))
+                    .bind(Id(&r.workflow_id))
                     .bind(r.version)
                     .bind(&r.customer_id)
                     .bind(r.status.as_str())
                     .bind(&r.at_node)
                     .bind(r.wake_at)
                     .bind(&r.state)
-                    .bind(&r.trigger_event_id)
+                    .bind(Id(&r.trigger_event_id))
                     .bind(r.started_at)
                     .bind(now)
                     .bind(ended)
@@ -357,7 +361,7 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
             );
             let mut q = sqlx::query(&sql);
             for s in chunk {
-                q = q.bind(&s.run_id).bind(s.seq).bind(&s.node).bind(&s.outcome).bind(&s.detail).bind(s.at);
+                q = q.bind(Id(&s.run_id)).bind(s.seq).bind(&s.node).bind(&s.outcome).bind(&s.detail).bind(s.at);
             }
             q.execute(&mut *tx).await?;
         }
@@ -369,7 +373,7 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
             );
             let mut q = sqlx::query(&sql);
             for ((workflow_id, customer_id), at) in chunk {
-                q = q.bind(*workflow_id).bind(*customer_id).bind(*at);
+                q = q.bind(Id(workflow_id)).bind(*customer_id).bind(*at);
             }
             q.execute(&mut *tx).await?;
         }
@@ -387,8 +391,8 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
                 let webhook = matches!(a.effect, Effect::Webhook);
                 q = q
                     .bind(&a.action_key)
-                    .bind(&a.run_id)
-                    .bind(&a.workflow_id)
+                    .bind(Id(&a.run_id))
+                    .bind(Id(&a.workflow_id))
                     .bind(&a.node)
                     .bind(a.kind)
                     .bind(&a.payload)
@@ -450,8 +454,8 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
                     q = q
                         .bind(code)
                         .bind(&a.action_key)
-                        .bind(&a.workflow_id)
-                        .bind(&a.run_id)
+                        .bind(Id(&a.workflow_id))
+                        .bind(Id(&a.run_id))
                         .bind(&a.customer_id)
                         .bind(discount)
                         .bind(*value)
@@ -471,10 +475,10 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
             for a in chunk {
                 if let Effect::Alert { alert_id, severity, audience, message } = &a.effect {
                     q = q
-                        .bind(alert_id)
+                        .bind(Id(alert_id))
                         .bind(&a.action_key)
-                        .bind(&a.workflow_id)
-                        .bind(&a.run_id)
+                        .bind(Id(&a.workflow_id))
+                        .bind(Id(&a.run_id))
                         .bind(&a.customer_id)
                         .bind(severity)
                         .bind(audience)
@@ -506,7 +510,7 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
                 "update run set status = 'failed', wake_at = null, updated_at = $1, ended_at = $1 where run_id = $2",
             )
             .bind(now)
-            .bind(run_id)
+            .bind(Id(run_id))
             .execute(&mut *tx)
             .await?;
         }
@@ -514,7 +518,7 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
             let sql = format!("delete from work_item where event_id in {}", values(db, 1, chunk.len()));
             let mut q = sqlx::query(&sql);
             for event_id in chunk {
-                q = q.bind(event_id);
+                q = q.bind(Id(event_id));
             }
             q.execute(&mut *tx).await?;
         }
@@ -585,6 +589,7 @@ fn parse_inline(steps: Option<&str>, started_at: i64) -> Vec<crate::model::RunSt
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PendingAction {
     pub action_key: String,
+    #[sqlx(try_from = "IdText")]
     pub run_id: String,
     pub payload: String,
     pub attempts: i64,
@@ -670,6 +675,7 @@ impl RunRow {
 }
 
 enum Arg {
+    Id(String),
     Text(String),
     Int(i64),
 }
@@ -716,7 +722,7 @@ pub async fn list(db: &Db, query: &RunQuery<'_>, cursor: Option<&str>, limit: i6
         clauses.push(clause.replace('?', &format!("${}", args.len())));
     };
     if let Some(w) = query.workflow_id {
-        push("workflow_id = ?", Some(Arg::Text(w.to_string())));
+        push("workflow_id = ?", Some(Arg::Id(w.to_string())));
     }
     if let Some(s) = query.status {
         push("status = ?", Some(Arg::Text(s.to_string())));
@@ -743,7 +749,7 @@ pub async fn list(db: &Db, query: &RunQuery<'_>, cursor: Option<&str>, limit: i6
         None => {}
     }
     if let Some(c) = cursor {
-        push("run_id < ?", Some(Arg::Text(c.to_string())));
+        push("run_id < ?", Some(Arg::Id(c.to_string())));
     }
     args.push(Arg::Int(limit));
     let where_sql = if clauses.is_empty() { String::new() } else { format!("where {}", clauses.join(" and ")) };
@@ -752,6 +758,7 @@ pub async fn list(db: &Db, query: &RunQuery<'_>, cursor: Option<&str>, limit: i6
         let mut q = sqlx::query_as::<_, RunRow>(&sql);
         for a in &args {
             q = match a {
+                Arg::Id(s) => q.bind(Id(s)),
                 Arg::Text(s) => q.bind(s.as_str()),
                 Arg::Int(i) => q.bind(*i),
             };
@@ -772,14 +779,14 @@ pub async fn action_health(db: &Db, run_ids: &[String]) -> sqlx::Result<HashMap<
              where run_id in ({}) and status <> 'done' group by run_id, status, last_error is not null",
             super::params(db, 1, chunk.len())
         );
-        let rows: Vec<(String, String, bool, i64)> = with_pool!(db, p => {
+        let rows: Vec<(IdText, String, bool, i64)> = with_pool!(db, p => {
             let mut q = sqlx::query_as(&sql);
             for id in chunk {
-                q = q.bind(id);
+                q = q.bind(Id(id));
             }
             q.fetch_all(p).await
         })?;
-        for (run_id, status, errored, n) in rows {
+        for (IdText(run_id), status, errored, n) in rows {
             let h = out.entry(run_id).or_default();
             match status.parse::<ActionStatus>() {
                 Ok(ActionStatus::Failed) => h.failed += n,
@@ -801,30 +808,30 @@ pub async fn workflow_names(db: &Db, workflow_ids: &[String]) -> sqlx::Result<Ha
         "select workflow_id, name from workflow where workflow_id in ({})",
         super::params(db, 1, workflow_ids.len())
     );
-    let rows: Vec<(String, String)> = with_pool!(db, p => {
+    let rows: Vec<(IdText, String)> = with_pool!(db, p => {
         let mut q = sqlx::query_as(&sql);
         for id in workflow_ids {
-            q = q.bind(id);
+            q = q.bind(Id(id));
         }
         q.fetch_all(p).await
     })?;
-    Ok(rows.into_iter().collect())
+    Ok(rows.into_iter().map(|(id, name)| (id.0, name)).collect())
 }
 
 pub async fn get(db: &Db, run_id: &str) -> sqlx::Result<Option<RunRow>> {
     let sql = format!("select {RUN_COLUMNS} from run where run_id = $1");
-    with_pool!(db, p => sqlx::query_as::<_, RunRow>(&sql).bind(run_id).fetch_optional(p).await)
+    with_pool!(db, p => sqlx::query_as::<_, RunRow>(&sql).bind(Id(run_id)).fetch_optional(p).await)
 }
 
 /// A run's trace: its inline steps, then those stored one per row.
 pub async fn steps(db: &Db, run_id: &str) -> sqlx::Result<Vec<crate::model::RunStep>> {
     let inline = "select steps, started_at from run where run_id = $1";
     let head: Option<(Option<String>, i64)> =
-        with_pool!(db, p => sqlx::query_as(inline).bind(run_id).fetch_optional(p).await)?;
+        with_pool!(db, p => sqlx::query_as(inline).bind(Id(run_id)).fetch_optional(p).await)?;
     let mut out = head.map(|(steps, started)| parse_inline(steps.as_deref(), started)).unwrap_or_default();
     let sql = "select seq, node, outcome, detail, at from run_step where run_id = $1 order by seq";
     let rows: Vec<(i64, String, String, Option<String>, i64)> =
-        with_pool!(db, p => sqlx::query_as(sql).bind(run_id).fetch_all(p).await)?;
+        with_pool!(db, p => sqlx::query_as(sql).bind(Id(run_id)).fetch_all(p).await)?;
     out.extend(rows.into_iter().map(|(seq, node, outcome, detail, at)| crate::model::RunStep {
         seq,
         node,
@@ -838,6 +845,7 @@ pub async fn steps(db: &Db, run_id: &str) -> sqlx::Result<Vec<crate::model::RunS
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ActionRow {
     pub action_key: String,
+    #[sqlx(try_from = "IdText")]
     pub run_id: String,
     pub node: String,
     pub kind: String,
@@ -870,7 +878,7 @@ impl ActionRow {
 
 pub async fn actions(db: &Db, run_id: &str) -> sqlx::Result<Vec<crate::model::RunAction>> {
     let sql = format!("select {ACTION_COLUMNS} from action where run_id = $1 order by created_at, action_key");
-    let rows: Vec<ActionRow> = with_pool!(db, p => sqlx::query_as(&sql).bind(run_id).fetch_all(p).await)?;
+    let rows: Vec<ActionRow> = with_pool!(db, p => sqlx::query_as(&sql).bind(Id(run_id)).fetch_all(p).await)?;
     Ok(rows.iter().map(ActionRow::to_action).collect())
 }
 
@@ -912,16 +920,18 @@ pub async fn recent_at_node(db: &Db, workflow_id: &str, node: &str, limit: i64) 
          order by run_id desc limit $4"
     );
     with_pool!(db, p => sqlx::query_as::<_, RunRow>(&sql)
-        .bind(workflow_id).bind(node).bind(&inline).bind(limit).fetch_all(p).await)
+        .bind(Id(workflow_id)).bind(node).bind(&inline).bind(limit).fetch_all(p).await)
 }
 
 /// A run `end_waiting` ended, for the live feed.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EndedRun {
+    #[sqlx(try_from = "IdText")]
     pub run_id: String,
     pub version: i64,
     pub customer_id: String,
     pub at_node: Option<String>,
+    #[sqlx(try_from = "IdText")]
     pub trigger_event_id: String,
     pub started_at: i64,
 }
@@ -943,10 +953,10 @@ pub async fn end_waiting(
                returning run_id, version, customer_id, at_node, trigger_event_id, started_at";
     crate::with_tx!(tx, tx => {
         sqlx::query(step)
-            .bind(seq).bind(ending.outcome).bind(&ending.detail).bind(now).bind(workflow_id)
+            .bind(seq).bind(ending.outcome).bind(&ending.detail).bind(now).bind(Id(workflow_id))
             .execute(&mut *tx).await?;
         sqlx::query_as::<_, EndedRun>(end)
-            .bind(ending.status.as_str()).bind(now).bind(workflow_id)
+            .bind(ending.status.as_str()).bind(now).bind(Id(workflow_id))
             .fetch_all(&mut *tx).await
     })
 }

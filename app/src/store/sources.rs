@@ -1,12 +1,13 @@
 //! The `source` table: senders of events, their mapping, secrets and counters.
 
-use super::{now_ms, Db};
+use super::{now_ms, Db, Id, IdText};
 use crate::ingest::mapping::Mapping;
 use crate::model::Source;
 use crate::{execute, with_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SourceRow {
+    #[sqlx(try_from = "IdText")]
     pub source_id: String,
     pub name: String,
     pub slug: String,
@@ -76,7 +77,7 @@ pub async fn insert(db: &Db, s: NewSource<'_>) -> sqlx::Result<()> {
                values ($1, $2, $3, 1, $4, $5, $6, $6)";
     execute!(
         db,
-        sqlx::query(sql).bind(s.source_id).bind(s.name).bind(s.slug).bind(s.mapping).bind(s.secret).bind(now_ms())
+        sqlx::query(sql).bind(Id(s.source_id)).bind(s.name).bind(s.slug).bind(s.mapping).bind(s.secret).bind(now_ms())
     )?;
     Ok(())
 }
@@ -88,7 +89,7 @@ pub async fn find_by_slug(db: &Db, slug: &str) -> sqlx::Result<Option<SourceRow>
 
 pub async fn find_by_id(db: &Db, source_id: &str) -> sqlx::Result<Option<SourceRow>> {
     let sql = format!("select {COLUMNS} from source where source_id = $1");
-    with_pool!(db, p => sqlx::query_as::<_, SourceRow>(&sql).bind(source_id).fetch_optional(p).await)
+    with_pool!(db, p => sqlx::query_as::<_, SourceRow>(&sql).bind(Id(source_id)).fetch_optional(p).await)
 }
 
 /// Sources by name, after `cursor` (a slug), at most `limit`.
@@ -101,7 +102,7 @@ pub async fn update(db: &Db, source_id: &str, name: &str, enabled: bool, mapping
     let sql = "update source set name = $1, enabled = $2, mapping = $3, updated_at = $4 where source_id = $5";
     let n = execute!(
         db,
-        sqlx::query(sql).bind(name).bind(i64::from(enabled)).bind(mapping).bind(now_ms()).bind(source_id)
+        sqlx::query(sql).bind(name).bind(i64::from(enabled)).bind(mapping).bind(now_ms()).bind(Id(source_id))
     )?;
     Ok(n == 1)
 }
@@ -110,7 +111,7 @@ pub async fn update(db: &Db, source_id: &str, name: &str, enabled: bool, mapping
 pub async fn rotate_secret(db: &Db, source_id: &str, secret: &str, previous_until: i64) -> sqlx::Result<bool> {
     let sql = "update source set previous_secret = secret, previous_secret_until = $1, secret = $2, updated_at = $3 \
                where source_id = $4";
-    let n = execute!(db, sqlx::query(sql).bind(previous_until).bind(secret).bind(now_ms()).bind(source_id))?;
+    let n = execute!(db, sqlx::query(sql).bind(previous_until).bind(secret).bind(now_ms()).bind(Id(source_id)))?;
     Ok(n == 1)
 }
 
@@ -119,9 +120,9 @@ pub async fn rotate_secret(db: &Db, source_id: &str, secret: &str, previous_unti
 pub async fn delete(db: &Db, source_id: &str) -> sqlx::Result<bool> {
     with_pool!(db, p => {
         let mut tx = p.begin().await?;
-        sqlx::query("delete from event_dedupe where source_id = $1").bind(source_id).execute(&mut *tx).await?;
+        sqlx::query("delete from event_dedupe where source_id = $1").bind(Id(source_id)).execute(&mut *tx).await?;
         sqlx::query("delete from dead_letter where source_id = $1").bind(source_id).execute(&mut *tx).await?;
-        let n = sqlx::query("delete from source where source_id = $1").bind(source_id).execute(&mut *tx).await?.rows_affected();
+        let n = sqlx::query("delete from source where source_id = $1").bind(Id(source_id)).execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
         Ok(n == 1)
     })

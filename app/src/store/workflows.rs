@@ -1,11 +1,12 @@
 //! The `workflow` and `workflow_version` tables: drafts, and the immutable
 //! numbered versions published from them.
 
-use super::{now_ms, Db};
+use super::{now_ms, Db, Id, IdText};
 use crate::{execute, with_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WorkflowRow {
+    #[sqlx(try_from = "IdText")]
     pub workflow_id: String,
     pub name: String,
     pub status: String,
@@ -25,6 +26,7 @@ const COLUMNS: &str = "workflow_id, name, status, draft, revision, draft_changed
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VersionRow {
+    #[sqlx(try_from = "IdText")]
     pub workflow_id: String,
     pub version: i64,
     pub definition: String,
@@ -37,13 +39,13 @@ pub async fn insert(db: &Db, workflow_id: &str, name: &str, draft: &str, by: &st
     let sql =
         "insert into workflow (workflow_id, name, status, draft, created_by, created_at, updated_by, updated_at) \
                values ($1, $2, 'draft', $3, $4, $5, $4, $5)";
-    execute!(db, sqlx::query(sql).bind(workflow_id).bind(name).bind(draft).bind(by).bind(now_ms()))?;
+    execute!(db, sqlx::query(sql).bind(Id(workflow_id)).bind(name).bind(draft).bind(by).bind(now_ms()))?;
     Ok(())
 }
 
 pub async fn find(db: &Db, workflow_id: &str) -> sqlx::Result<Option<WorkflowRow>> {
     let sql = format!("select {COLUMNS} from workflow where workflow_id = $1");
-    with_pool!(db, p => sqlx::query_as::<_, WorkflowRow>(&sql).bind(workflow_id).fetch_optional(p).await)
+    with_pool!(db, p => sqlx::query_as::<_, WorkflowRow>(&sql).bind(Id(workflow_id)).fetch_optional(p).await)
 }
 
 /// Newest first, after `cursor` (a workflow id), at most `limit`. `status`
@@ -66,7 +68,7 @@ pub async fn list(
     with_pool!(db, p => sqlx::query_as::<_, WorkflowRow>(&sql)
         .bind(status.unwrap_or(""))
         .bind(pattern.as_deref().unwrap_or(""))
-        .bind(cursor.unwrap_or(""))
+        .bind(Id(cursor.unwrap_or("")))
         .bind(limit)
         .fetch_all(p)
         .await)
@@ -93,7 +95,7 @@ pub async fn save_draft(
             .bind(i64::from(draft_changed))
             .bind(by)
             .bind(now_ms())
-            .bind(workflow_id)
+            .bind(Id(workflow_id))
             .bind(revision)
     )?;
     Ok((n == 1).then_some(revision + 1))
@@ -102,7 +104,7 @@ pub async fn save_draft(
 const SET_STATUS: &str = "update workflow set status = $1, updated_by = $2, updated_at = $3 where workflow_id = $4";
 
 pub async fn set_status(db: &Db, workflow_id: &str, status: &str, by: &str) -> sqlx::Result<bool> {
-    Ok(execute!(db, sqlx::query(SET_STATUS).bind(status).bind(by).bind(now_ms()).bind(workflow_id))? == 1)
+    Ok(execute!(db, sqlx::query(SET_STATUS).bind(status).bind(by).bind(now_ms()).bind(Id(workflow_id)))? == 1)
 }
 
 /// `set_status` inside the caller's transaction (archiving, with the runs it ends).
@@ -114,7 +116,7 @@ pub async fn set_status_in(
     now: i64,
 ) -> sqlx::Result<bool> {
     let done = crate::with_tx!(tx, tx => {
-        sqlx::query(SET_STATUS).bind(status).bind(by).bind(now).bind(workflow_id).execute(&mut *tx).await?.rows_affected()
+        sqlx::query(SET_STATUS).bind(status).bind(by).bind(now).bind(Id(workflow_id)).execute(&mut *tx).await?.rows_affected()
     });
     Ok(done == 1)
 }
@@ -143,7 +145,7 @@ pub async fn publish(
             "insert into workflow_version (workflow_id, version, definition, published_by, published_at, note) \
              values ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(workflow_id)
+        .bind(Id(workflow_id))
         .bind(version)
         .bind(definition)
         .bind(by)
@@ -161,7 +163,7 @@ pub async fn publish(
         .bind(status)
         .bind(by)
         .bind(now)
-        .bind(workflow_id)
+        .bind(Id(workflow_id))
         .bind(expected_revision)
         .execute(&mut *tx)
         .await?
@@ -180,11 +182,11 @@ pub async fn publish(
 pub async fn versions(db: &Db, workflow_id: &str) -> sqlx::Result<Vec<VersionRow>> {
     let sql = "select workflow_id, version, definition, published_by, published_at, note from workflow_version \
                where workflow_id = $1 order by version desc";
-    with_pool!(db, p => sqlx::query_as::<_, VersionRow>(sql).bind(workflow_id).fetch_all(p).await)
+    with_pool!(db, p => sqlx::query_as::<_, VersionRow>(sql).bind(Id(workflow_id)).fetch_all(p).await)
 }
 
 pub async fn version(db: &Db, workflow_id: &str, version: i64) -> sqlx::Result<Option<VersionRow>> {
     let sql = "select workflow_id, version, definition, published_by, published_at, note from workflow_version \
                where workflow_id = $1 and version = $2";
-    with_pool!(db, p => sqlx::query_as::<_, VersionRow>(sql).bind(workflow_id).bind(version).fetch_optional(p).await)
+    with_pool!(db, p => sqlx::query_as::<_, VersionRow>(sql).bind(Id(workflow_id)).bind(version).fetch_optional(p).await)
 }
