@@ -574,13 +574,18 @@ impl Evaluator {
                 }
                 _ => None,
             };
-            let state = match slim_state(&w.state) {
-                Ok(s) => s,
-                Err(err) => {
-                    tracing::error!(run = %run_id, error = %err, "A run state cannot be serialised; the run fails.");
-                    batch.broken.push((run_id.clone(), "its state cannot be serialised".into()));
-                    continue;
-                }
+            // A run that ended keeps no state: nothing reads it again (its
+            // trace, offers, alerts and actions are rows of their own).
+            let state = match w.state.status.is_final() {
+                true => String::new(),
+                false => match slim_state(&w.state) {
+                    Ok(s) => s,
+                    Err(err) => {
+                        tracing::error!(run = %run_id, error = %err, "A run state cannot be serialised; the run fails.");
+                        batch.broken.push((run_id.clone(), "its state cannot be serialised".into()));
+                        continue;
+                    }
+                },
             };
             let run = RunWrite {
                 run_id: run_id.clone(),
@@ -983,7 +988,12 @@ fn to_working(row: &RunRow) -> Option<WorkingRun> {
 }
 
 fn action_write(run_id: &str, workflow_id: &str, customer: &str, action: Action) -> ActionWrite {
-    let payload = serde_json::to_string(&action).unwrap_or_default();
+    // What the delivery worker sends, and the profile changes made; an offer
+    // or an alert is its own row, so its action keeps no copy of it.
+    let payload = match action {
+        Action::CallWebhook { .. } | Action::UpdateProfile { .. } => serde_json::to_string(&action).unwrap_or_default(),
+        Action::IssueOffer { .. } | Action::RaiseAlert { .. } => String::new(),
+    };
     let (kind, effect, key, node) = match action {
         Action::IssueOffer { key, node, code, discount, value, expires_at } => {
             let discount = serde_json::to_value(&discount).ok().and_then(|v| v.as_str().map(String::from));
