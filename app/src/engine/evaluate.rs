@@ -391,7 +391,7 @@ impl Evaluator {
                 for (customer, received_at, payload) in runs::customers_events_since(db, chunk, event, since).await? {
                     let Some(c) = loaded.customers.get_mut(&customer) else { continue };
                     let payload = serde_json::from_str(&payload).unwrap_or(Value::Null);
-                    c.windows.entry(event.clone()).or_insert_with(|| Window::new(paths)).add(received_at, &payload);
+                    c.windows.get_or_insert_with(event, || Window::new(paths)).add(received_at, &payload);
                 }
             }
         }
@@ -682,7 +682,7 @@ impl Evaluator {
         let event = &event.data;
         // Each event counts in its own windows (it is accepted before it is evaluated).
         if let Some((_, paths)) = counted {
-            customer.windows.entry(event.name.clone()).or_insert_with(|| Window::new(paths)).add(at, &event.payload);
+            customer.windows.get_or_insert_with(&event.name, || Window::new(paths)).add(at, &event.payload);
         }
         let mut offers = std::mem::take(&mut customer.offers);
         // Waiting runs of this customer, from the cache or the database, and from this group.

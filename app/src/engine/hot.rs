@@ -14,7 +14,7 @@ use crate::store::runs::RunRow;
 use crate::workflow::aggregate::Window;
 use lru::LruCache;
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
@@ -35,7 +35,7 @@ pub struct Customer {
     /// Offers issued in the lookback (the ones an event can redeem).
     pub offers: Vec<OfferRow>,
     /// Events of each counted name, by the hour.
-    pub windows: HashMap<String, Window>,
+    pub windows: Windows,
     /// The windows' shape (see `evaluate::Counted`) they were counted for.
     pub windows_for: u64,
 }
@@ -49,9 +49,41 @@ impl Customer {
             waiting: Vec::new(),
             entered: Entered::default(),
             offers: Vec::new(),
-            windows: HashMap::new(),
+            windows: Windows::default(),
             windows_for,
         }
+    }
+}
+
+/// A customer's windows by event name: one or two, in a vector (a hash map
+/// of so few costs several times its entries).
+#[derive(Debug, Clone, Default)]
+pub struct Windows(Vec<(Box<str>, Window)>);
+
+impl Windows {
+    pub fn get(&self, event: &str) -> Option<&Window> {
+        self.0.iter().find(|(name, _)| &**name == event).map(|(_, w)| w)
+    }
+
+    /// The window of `event`, made with `new` when there is none.
+    pub fn get_or_insert_with(&mut self, event: &str, new: impl FnOnce() -> Window) -> &mut Window {
+        let i = match self.0.iter().position(|(name, _)| &**name == event) {
+            Some(i) => i,
+            None => {
+                self.0.push((event.into(), new()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &mut Window) -> bool) {
+        self.0.retain_mut(|(name, w)| keep(name, w));
+        self.0.shrink_to_fit();
+    }
+
+    pub fn clear(&mut self) {
+        self.0 = Vec::new();
     }
 }
 
@@ -74,21 +106,56 @@ impl Entered {
     }
 }
 
-/// A waiting run as the cache keeps it: what its stored row holds, boxed to
-/// its length, without what the key or the status already say (its
-/// customer, `waiting`) or what is read when needed (the trigger payload),
-/// and the workflow id shared with the other runs of that workflow.
+/// A waiting run as the cache keeps it: what its stored row holds, without
+/// what the key or the status already say (its customer, `waiting`) or what
+/// is read when needed (the trigger payload); its ids as 16 bytes, its
+/// workflow and node names shared with the other runs.
 #[derive(Debug)]
 struct KeptRun {
-    run_id: Box<str>,
+    run_id: Key,
     workflow_id: Arc<str>,
     version: i64,
-    at_node: Option<Box<str>>,
+    at_node: Option<Arc<str>>,
     wake_at: Option<i64>,
     state: Box<str>,
-    trigger_event_id: Box<str>,
+    trigger_event_id: Key,
     started_at: i64,
     updated_at: i64,
+}
+
+/// One of Nudge's ids in 16 bytes, or any other text as it is.
+#[derive(Debug)]
+enum Key {
+    Uuid([u8; 16]),
+    Text(Box<str>),
+}
+
+impl Key {
+    fn new(text: String) -> Key {
+        match crate::store::id::bytes(&text) {
+            Some(b) => Key::Uuid(b),
+            None => Key::Text(text.into_boxed_str()),
+        }
+    }
+
+    fn into_text(self) -> String {
+        match self {
+            Key::Uuid(b) => uuid::Uuid::from_bytes(b).hyphenated().to_string(),
+            Key::Text(t) => t.into(),
+        }
+    }
+}
+
+/// The one shared copy of a name (workflow ids, node names: a few hundred).
+fn shared(names: &mut HashSet<Arc<str>>, name: &str) -> Arc<str> {
+    match names.get(name) {
+        Some(n) => n.clone(),
+        None => {
+            let n: Arc<str> = Arc::from(name);
+            names.insert(n.clone());
+            n
+        }
+    }
 }
 
 /// A customer as the cache keeps it: the profile as JSON text (a parsed
@@ -103,33 +170,23 @@ struct Kept {
 }
 
 impl Kept {
-    fn new(mut customer: Customer, workflows: &mut HashSet<Arc<str>>) -> Kept {
+    fn new(mut customer: Customer, names: &mut HashSet<Arc<str>>) -> Kept {
         let profile = match std::mem::take(&mut customer.profile) {
             Value::Object(m) if m.is_empty() => Box::from(""),
             p => p.to_string().into_boxed_str(),
         };
         let waiting = std::mem::take(&mut customer.waiting)
             .into_iter()
-            .map(|r| {
-                let workflow_id = match workflows.get(r.workflow_id.as_str()) {
-                    Some(id) => id.clone(),
-                    None => {
-                        let id: Arc<str> = Arc::from(r.workflow_id.as_str());
-                        workflows.insert(id.clone());
-                        id
-                    }
-                };
-                KeptRun {
-                    run_id: r.run_id.into_boxed_str(),
-                    workflow_id,
-                    version: r.version,
-                    at_node: r.at_node.map(String::into_boxed_str),
-                    wake_at: r.wake_at,
-                    state: r.state.into_boxed_str(),
-                    trigger_event_id: r.trigger_event_id.into_boxed_str(),
-                    started_at: r.started_at,
-                    updated_at: r.updated_at,
-                }
+            .map(|r| KeptRun {
+                run_id: Key::new(r.run_id),
+                workflow_id: shared(names, &r.workflow_id),
+                version: r.version,
+                at_node: r.at_node.map(|n| shared(names, &n)),
+                wake_at: r.wake_at,
+                state: r.state.into_boxed_str(),
+                trigger_event_id: Key::new(r.trigger_event_id),
+                started_at: r.started_at,
+                updated_at: r.updated_at,
             })
             .collect();
         Kept { profile, waiting, rest: customer }
@@ -145,15 +202,15 @@ impl Kept {
             .waiting
             .into_iter()
             .map(|r| RunRow {
-                run_id: r.run_id.into(),
+                run_id: r.run_id.into_text(),
                 workflow_id: r.workflow_id.to_string(),
                 version: r.version,
                 customer_id: customer_id.to_string(),
                 status: crate::workflow::eval::RunStatus::Waiting.as_str().to_string(),
-                at_node: r.at_node.map(String::from),
+                at_node: r.at_node.map(|n| n.to_string()),
                 wake_at: r.wake_at,
                 state: r.state.into(),
-                trigger_event_id: r.trigger_event_id.into(),
+                trigger_event_id: r.trigger_event_id.into_text(),
                 started_at: r.started_at,
                 updated_at: r.updated_at,
                 ended_at: None,
@@ -168,8 +225,8 @@ impl Kept {
 #[derive(Debug)]
 pub struct Hot {
     customers: LruCache<String, Kept>,
-    /// The workflow ids the kept runs share.
-    workflows: HashSet<Arc<str>>,
+    /// The workflow ids and node names the kept runs share.
+    names: HashSet<Arc<str>>,
     complete: bool,
     /// Customers read from the database since start-up.
     pub misses: u64,
@@ -180,7 +237,7 @@ impl Hot {
     /// has no customer yet.
     pub fn new(capacity: usize, complete: bool) -> Hot {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
-        Hot { customers: LruCache::new(capacity), workflows: HashSet::new(), complete, misses: 0 }
+        Hot { customers: LruCache::new(capacity), names: HashSet::new(), complete, misses: 0 }
     }
 
     /// Takes a customer out for a group (it comes back with `put` once the
@@ -197,7 +254,7 @@ impl Hot {
     /// Keeps a customer as a commit left it; the least recently used one
     /// goes when the cache is full.
     pub fn put(&mut self, customer: String, state: Customer) {
-        if let Some((evicted, _)) = self.customers.push(customer.clone(), Kept::new(state, &mut self.workflows)) {
+        if let Some((evicted, _)) = self.customers.push(customer.clone(), Kept::new(state, &mut self.names)) {
             if evicted != customer {
                 self.complete = false;
             }
@@ -286,5 +343,13 @@ mod tests {
         let left = hot.take("ana").unwrap();
         assert_eq!(left.waiting.len(), 1);
         assert_eq!(left.waiting[0].run_id, "r2");
+        // Nudge's own ids are kept in 16 bytes and come back as their text.
+        let (run, event) = (crate::store::new_id(), crate::store::new_id());
+        let mut bo = Customer::new(0);
+        bo.waiting = vec![RunRow { trigger_event_id: event.clone(), ..row(&run, "w1") }];
+        hot.put("bo".into(), bo);
+        let bo = hot.take("bo").unwrap();
+        assert_eq!((bo.waiting[0].run_id.as_str(), bo.waiting[0].trigger_event_id.as_str()), (&*run, &*event));
+        assert_eq!(bo.waiting[0].at_node.as_deref(), Some("wait_checkout"));
     }
 }
