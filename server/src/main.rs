@@ -109,6 +109,20 @@ async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
         }
     });
 
+    // The engine's writer leaves the WAL to this: checkpoints on a connection
+    // of their own, off the path of every group's commit.
+    let checkpoint_db = ctx.db.clone();
+    let checkpoint = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(250));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(err) = checkpoint_db.checkpoint().await {
+                tracing::warn!(error = %err, "Checkpointing the WAL failed.");
+            }
+        }
+    });
+
     // The engine (started with the context) evaluates every event in the
     // transaction that stores it and fires timers; delivery sends webhooks.
     let clock: std::sync::Arc<dyn app::engine::clock::Clock> = std::sync::Arc::new(app::engine::clock::SystemClock);
@@ -139,7 +153,7 @@ async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     // pools close: one mid-batch is cancelled at its next await and rolls
     // back (what it did is replayed at the next start; action keys make that
     // a no-op), instead of running into a closed pool.
-    for task in [cleanup, prune, delivery] {
+    for task in [cleanup, prune, checkpoint, delivery] {
         task.abort();
         let _ = task.await;
     }
