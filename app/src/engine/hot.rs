@@ -15,7 +15,6 @@ use crate::workflow::aggregate::Window;
 use lru::LruCache;
 use serde_json::Value;
 use std::collections::HashSet;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 /// Customers kept when the configuration does not say.
@@ -164,7 +163,9 @@ fn shared(names: &mut HashSet<Arc<str>>, name: &str) -> Arc<str> {
 #[derive(Debug)]
 struct Kept {
     profile: Box<str>,
-    waiting: Vec<KeptRun>,
+    /// Exactly as long as it is (collected in place from the rows, a vector
+    /// would keep their larger allocation).
+    waiting: Box<[KeptRun]>,
     /// With `profile` left `Null` and `waiting` empty.
     rest: Customer,
 }
@@ -188,7 +189,10 @@ impl Kept {
                 started_at: r.started_at,
                 updated_at: r.updated_at,
             })
-            .collect();
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
+        customer.offers.shrink_to_fit();
+        customer.entered.0.shrink_to_fit();
         Kept { profile, waiting, rest: customer }
     }
 
@@ -200,6 +204,7 @@ impl Kept {
         };
         c.waiting = self
             .waiting
+            .into_vec()
             .into_iter()
             .map(|r| RunRow {
                 run_id: r.run_id.into_text(),
@@ -224,7 +229,10 @@ impl Kept {
 /// The cache itself.
 #[derive(Debug)]
 pub struct Hot {
+    /// Unbounded for the crate, bounded by `put`: a bounded one allocates
+    /// its table for the whole capacity at once (36 MB for a million).
     customers: LruCache<String, Kept>,
+    capacity: usize,
     /// The workflow ids and node names the kept runs share.
     names: HashSet<Arc<str>>,
     complete: bool,
@@ -236,8 +244,7 @@ impl Hot {
     /// A cache of at most `capacity` customers; `complete` when the database
     /// has no customer yet.
     pub fn new(capacity: usize, complete: bool) -> Hot {
-        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
-        Hot { customers: LruCache::new(capacity), names: HashSet::new(), complete, misses: 0 }
+        Hot { customers: LruCache::unbounded(), capacity: capacity.max(1), names: HashSet::new(), complete, misses: 0 }
     }
 
     /// Takes a customer out for a group (it comes back with `put` once the
@@ -254,10 +261,10 @@ impl Hot {
     /// Keeps a customer as a commit left it; the least recently used one
     /// goes when the cache is full.
     pub fn put(&mut self, customer: String, state: Customer) {
-        if let Some((evicted, _)) = self.customers.push(customer.clone(), Kept::new(state, &mut self.names)) {
-            if evicted != customer {
-                self.complete = false;
-            }
+        self.customers.put(customer, Kept::new(state, &mut self.names));
+        while self.customers.len() > self.capacity {
+            self.customers.pop_lru();
+            self.complete = false;
         }
     }
 
@@ -270,7 +277,11 @@ impl Hot {
     /// Drops the waiting runs of `workflow_id` (archived: its runs ended).
     pub fn end_runs_of(&mut self, workflow_id: &str) {
         for (_, c) in self.customers.iter_mut() {
-            c.waiting.retain(|r| &*r.workflow_id != workflow_id);
+            if c.waiting.iter().any(|r| &*r.workflow_id == workflow_id) {
+                let mut left = std::mem::take(&mut c.waiting).into_vec();
+                left.retain(|r| &*r.workflow_id != workflow_id);
+                c.waiting = left.into_boxed_slice();
+            }
         }
     }
 
