@@ -134,9 +134,17 @@ async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
     let delivery = server::delivery::Delivery::new(ctx.clone(), clock, delivery_config)?.spawn();
 
     let app = server::router(state);
-    let listener =
+    let tcp =
         tokio::net::TcpListener::bind(config.addr).await.with_context(|| format!("Listening on {}.", config.addr))?;
+    // Live streams are answered on their own connections (see `http::listen`);
+    // it stops accepting when they close, at shutdown.
+    let listener = server::http::listen::Listener::new(tcp, app.clone(), ctx.live.closed())
+        .with_context(|| format!("Listening on {}.", config.addr))?;
     tracing::info!(addr = %config.addr, database = ctx.db.backend(), "Nudge is serving on http://{}.", config.addr);
+    // The tap also hands each connection's address to `ConnectInfo`.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown({
             let live = ctx.live.clone();

@@ -6,6 +6,7 @@ pub mod error;
 pub mod guard;
 pub mod health;
 pub mod hooks;
+pub mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod runs;
