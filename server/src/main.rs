@@ -10,6 +10,12 @@ use std::time::Duration;
 use tower_sessions::ExpiredDeletion;
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc rather than glibc's allocator: with glibc each worker thread's
+/// arena kept what its groups freed, and the soak's memory grew a third
+/// faster (see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
     // Server-rendered pages poll deep, large futures: the workers get 8 MiB
     // stacks rather than tokio's 2 MiB, room to spare.
