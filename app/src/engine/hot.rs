@@ -158,25 +158,29 @@ fn shared(names: &mut HashSet<Arc<str>>, name: &str) -> Arc<str> {
 }
 
 /// A customer as the cache keeps it: the profile as JSON text (a parsed
-/// object costs several times its text), waiting runs compact, the rest as
-/// evaluation uses it.
+/// object costs several times its text), waiting runs compact, offers in a
+/// slice of their size, the rest as evaluation uses it.
 #[derive(Debug)]
 struct Kept {
     profile: Box<str>,
     /// Exactly as long as it is (collected in place from the rows, a vector
     /// would keep their larger allocation).
     waiting: Box<[KeptRun]>,
-    /// With `profile` left `Null` and `waiting` empty.
-    rest: Customer,
+    last_seen_at: Option<i64>,
+    entered: Entered,
+    offers: Box<[OfferRow]>,
+    windows: Windows,
+    windows_for: u64,
 }
 
 impl Kept {
-    fn new(mut customer: Customer, names: &mut HashSet<Arc<str>>) -> Kept {
-        let profile = match std::mem::take(&mut customer.profile) {
+    fn new(customer: Customer, names: &mut HashSet<Arc<str>>) -> Kept {
+        let Customer { profile, last_seen_at, waiting, mut entered, offers, windows, windows_for } = customer;
+        let profile = match profile {
             Value::Object(m) if m.is_empty() => Box::from(""),
             p => p.to_string().into_boxed_str(),
         };
-        let waiting = std::mem::take(&mut customer.waiting)
+        let waiting = waiting
             .into_iter()
             .map(|r| KeptRun {
                 run_id: Key::new(r.run_id),
@@ -191,18 +195,16 @@ impl Kept {
             })
             .collect::<Vec<_>>()
             .into_boxed_slice();
-        customer.offers.shrink_to_fit();
-        customer.entered.0.shrink_to_fit();
-        Kept { profile, waiting, rest: customer }
+        entered.0.shrink_to_fit();
+        Kept { profile, waiting, last_seen_at, entered, offers: offers.into_boxed_slice(), windows, windows_for }
     }
 
     fn into_customer(self, customer_id: &str) -> Customer {
-        let mut c = self.rest;
-        c.profile = match &*self.profile {
+        let profile = match &*self.profile {
             "" => Value::Object(serde_json::Map::new()),
             text => serde_json::from_str(text).unwrap_or_else(|_| Value::Object(serde_json::Map::new())),
         };
-        c.waiting = self
+        let waiting = self
             .waiting
             .into_vec()
             .into_iter()
@@ -222,7 +224,15 @@ impl Kept {
                 trigger_payload: None,
             })
             .collect();
-        c
+        Customer {
+            profile,
+            last_seen_at: self.last_seen_at,
+            waiting,
+            entered: self.entered,
+            offers: self.offers.into_vec(),
+            windows: self.windows,
+            windows_for: self.windows_for,
+        }
     }
 }
 
@@ -231,7 +241,7 @@ impl Kept {
 pub struct Hot {
     /// Unbounded for the crate, bounded by `put`: a bounded one allocates
     /// its table for the whole capacity at once (36 MB for a million).
-    customers: LruCache<String, Kept>,
+    customers: LruCache<Box<str>, Kept>,
     capacity: usize,
     /// The workflow ids and node names the kept runs share.
     names: HashSet<Arc<str>>,
@@ -261,7 +271,7 @@ impl Hot {
     /// Keeps a customer as a commit left it; the least recently used one
     /// goes when the cache is full.
     pub fn put(&mut self, customer: String, state: Customer) {
-        self.customers.put(customer, Kept::new(state, &mut self.names));
+        self.customers.put(customer.into_boxed_str(), Kept::new(state, &mut self.names));
         while self.customers.len() > self.capacity {
             self.customers.pop_lru();
             self.complete = false;
