@@ -139,7 +139,7 @@ impl Key {
 
     fn into_text(self) -> String {
         match self {
-            Key::Uuid(b) => uuid::Uuid::from_bytes(b).hyphenated().to_string(),
+            Key::Uuid(b) => crate::store::id::text(b),
             Key::Text(t) => t.into(),
         }
     }

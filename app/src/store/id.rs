@@ -44,6 +44,11 @@ pub fn bytes(text: &str) -> Option<[u8; 16]> {
     canonical.then(|| *uuid.as_bytes())
 }
 
+/// The canonical text of an id's 16 bytes.
+pub fn text(bytes: [u8; 16]) -> String {
+    uuid::Uuid::from_bytes(bytes).hyphenated().to_string()
+}
+
 impl Type<Sqlite> for Id<'_> {
     fn type_info() -> SqliteTypeInfo {
         <&[u8] as Type<Sqlite>>::type_info()
@@ -94,8 +99,7 @@ impl<'r> Decode<'r, Sqlite> for IdText {
     fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
         if value.type_info().name() == "BLOB" {
             let raw = <&[u8] as Decode<Sqlite>>::decode(value)?;
-            let uuid = uuid::Uuid::from_slice(raw)?;
-            Ok(IdText(uuid.hyphenated().to_string()))
+            Ok(IdText(text(raw.try_into()?)))
         } else {
             Ok(IdText(<String as Decode<Sqlite>>::decode(value)?))
         }
@@ -126,7 +130,7 @@ mod tests {
     fn only_the_canonical_spelling_is_binary() {
         let id = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
         let b = bytes(id).expect("canonical");
-        assert_eq!(uuid::Uuid::from_bytes(b).hyphenated().to_string(), id);
+        assert_eq!(text(b), id);
         assert_eq!(bytes(&id.to_uppercase()), None);
         assert_eq!(bytes(&id.replace('-', "")), None);
         assert_eq!(bytes(""), None);

@@ -15,9 +15,11 @@
 //! reconnects on a new connection anyway). Everything else reaches hyper
 //! untouched, including a connection that says nothing for a while.
 
+use super::error::ApiError;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderName, HeaderValue, Request, Response, StatusCode, Version};
+use axum::response::IntoResponse;
 use axum::Router;
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
@@ -136,18 +138,14 @@ async fn opens_a_stream(stream: &TcpStream) -> bool {
 /// Reads one request head, runs it through `app` and writes the response.
 async fn serve_stream(stream: TcpStream, addr: SocketAddr, app: Router) {
     let (mut reader, mut writer) = stream.into_split();
-    let request = match tokio::time::timeout(HEAD_TIMEOUT, read_request(&mut reader, addr)).await {
-        Ok(Ok(request)) => request,
-        Ok(Err(status)) => {
-            let _ = write_plain(&mut writer, status).await;
-            return;
+    let response = match tokio::time::timeout(HEAD_TIMEOUT, read_request(&mut reader, addr)).await {
+        Ok(Ok(request)) => {
+            let Ok(response) = app.oneshot(request).await;
+            response
         }
-        Err(_) => {
-            let _ = write_plain(&mut writer, StatusCode::REQUEST_TIMEOUT).await;
-            return;
-        }
+        Ok(Err(status)) => unreadable(status),
+        Err(_) => unreadable(StatusCode::REQUEST_TIMEOUT),
     };
-    let Ok(response) = app.oneshot(request).await;
     let _ = write_response(&mut reader, &mut writer, response).await;
     let _ = writer.shutdown().await;
 }
@@ -258,18 +256,12 @@ async fn write_response(
     }
 }
 
-async fn write_plain(writer: &mut tokio::net::tcp::OwnedWriteHalf, status: StatusCode) -> std::io::Result<()> {
-    let body = format!(
-        "{{\"error\":\"{}\",\"detail\":\"The live stream's request could not be read.\"}}",
-        status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_")
-    );
-    let head = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
-        body.len()
-    );
-    writer.write_all(head.as_bytes()).await?;
-    writer.write_all(body.as_bytes()).await?;
-    writer.shutdown().await
+/// The API's usual error for a stream request this connection cannot read.
+fn unreadable(status: StatusCode) -> Response<Body> {
+    let code = match status {
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "request_header_fields_too_large",
+        _ => "bad_request",
+    };
+    ApiError::new(status, code, "The live stream's request could not be read.").into_response()
 }
