@@ -11,6 +11,7 @@ use app::service::Ctx;
 use app::store::runs::{self, PendingAction};
 use app::workflow::eval::Action;
 use app::workflow::status::ActionStatus;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -44,6 +45,8 @@ pub struct Delivery {
     config: DeliveryConfig,
     client: reqwest::Client,
     slots: Arc<Semaphore>,
+    /// The earliest retry recorded since the run loop last looked.
+    retry_at: AtomicI64,
 }
 
 /// What one attempt came to.
@@ -67,7 +70,7 @@ impl Delivery {
             .build()
             .context("Building the webhook HTTP client.")?;
         let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
-        Ok(Delivery { ctx, clock, config, client, slots })
+        Ok(Delivery { ctx, clock, config, client, slots, retry_at: AtomicI64::new(i64::MAX) })
     }
 
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
@@ -76,34 +79,58 @@ impl Delivery {
 
     async fn run(self) {
         let this = Arc::new(self);
+        let handover = &this.ctx.signals.handover;
+        handover.open(this.lease_ms());
+        // A lease round at start: what was pending or leased before a restart.
+        let mut due_at = i64::MIN;
         loop {
-            match this.clone().round().await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(err) => tracing::error!(error = format!("{err:#}"), "Webhook delivery round failed."),
+            // New actions the engine committed leased to this worker.
+            for action in handover.take() {
+                if let Err(err) = this.clone().start(action).await {
+                    tracing::error!(error = format!("{err:#}"), "Starting a webhook attempt failed.");
+                }
             }
-            let wait = match runs::next_attempt(&this.ctx.db).await {
-                Ok(Some(at)) => Duration::from_millis((at - this.clock.now()).clamp(10, 1000) as u64),
-                _ => Duration::from_secs(1),
-            };
+            let now = this.clock.now();
+            due_at = due_at.min(this.retry_at.swap(i64::MAX, Ordering::Relaxed));
+            if now >= due_at {
+                match this.clone().round().await {
+                    Ok(n) if n > 0 => continue,
+                    Ok(_) => {}
+                    Err(err) => tracing::error!(error = format!("{err:#}"), "Webhook delivery round failed."),
+                }
+                due_at = match runs::next_attempt(&this.ctx.db).await {
+                    Ok(Some(at)) => at,
+                    _ => now + 1000,
+                };
+            }
+            let wait = Duration::from_millis((due_at.saturating_sub(now)).clamp(10, 1000) as u64);
             let _ = tokio::time::timeout(wait, this.ctx.signals.deliveries.notified()).await;
         }
+    }
+
+    /// How long an attempt's lease lasts: it outlasts the attempt, so a crash
+    /// mid-request retries it later.
+    fn lease_ms(&self) -> i64 {
+        self.config.timeout.as_millis() as i64 * 3
+    }
+
+    /// Starts an attempt once a slot is free.
+    async fn start(self: Arc<Self>, action: PendingAction) -> anyhow::Result<()> {
+        let permit = self.slots.clone().acquire_owned().await.context("The delivery semaphore closed.")?;
+        tokio::spawn(async move {
+            self.attempt(action).await;
+            drop(permit);
+        });
+        Ok(())
     }
 
     /// Leases the due actions and starts their attempts; returns how many.
     pub async fn round(self: Arc<Self>) -> anyhow::Result<usize> {
         let now = self.clock.now();
-        // The lease outlasts an attempt, so a crash mid-request retries it later.
-        let lease_until = now + self.config.timeout.as_millis() as i64 * 3;
-        let due = self.lease(now, lease_until).await?;
+        let due = self.lease(now, now + self.lease_ms()).await?;
         let n = due.len();
         for action in due {
-            let permit = self.slots.clone().acquire_owned().await.context("The delivery semaphore closed.")?;
-            let this = self.clone();
-            tokio::spawn(async move {
-                this.attempt(action).await;
-                drop(permit);
-            });
+            self.clone().start(action).await?;
         }
         Ok(n)
     }
@@ -111,8 +138,7 @@ impl Delivery {
     /// Delivers everything due now and waits for the attempts (tests).
     pub async fn deliver_due(self: Arc<Self>) -> anyhow::Result<usize> {
         let now = self.clock.now();
-        let lease_until = now + self.config.timeout.as_millis() as i64 * 3;
-        let due = self.lease(now, lease_until).await?;
+        let due = self.lease(now, now + self.lease_ms()).await?;
         let n = due.len();
         for action in due {
             self.attempt(action).await;
@@ -120,14 +146,15 @@ impl Delivery {
         Ok(n)
     }
 
-    /// Writes take the hot writers' turn (ingest's group commit, the
-    /// executor's batch): on SQLite they would otherwise wait for its lock in
-    /// sleeps of up to 100 ms, seconds under load.
+    /// A lease takes the engine's turn to write: on SQLite it would otherwise
+    /// wait for the lock in sleeps of up to 100 ms, seconds under load.
     async fn lease(&self, now: i64, lease_until: i64) -> sqlx::Result<Vec<PendingAction>> {
         let _turn = self.ctx.signals.write_turn(&self.ctx.db).await;
         runs::lease_due_actions(&self.ctx.db, now, lease_until, 64).await
     }
 
+    /// Attempts are recorded by the engine, with whatever group it commits
+    /// next: one transaction for many, and no second writer beside it.
     async fn record(
         &self,
         action_key: &str,
@@ -135,9 +162,15 @@ impl Delivery {
         status: ActionStatus,
         error: Option<&str>,
         next: Option<i64>,
-    ) -> sqlx::Result<()> {
-        let _turn = self.ctx.signals.write_turn(&self.ctx.db).await;
-        runs::finish_action(&self.ctx.db, action_key, attempt, status, error, next).await
+    ) -> app::error::AppResult<()> {
+        let attempt = runs::Attempt {
+            action_key: action_key.to_string(),
+            attempts: attempt,
+            status,
+            error: error.map(String::from),
+            next_attempt_at: next,
+        };
+        self.ctx.engine.record(vec![attempt]).await
     }
 
     async fn attempt(&self, action: PendingAction) {
@@ -149,6 +182,7 @@ impl Delivery {
             Ok(_) | Err(_) => Outcome::Failed("the action is not a webhook call".into()),
         };
         let now = self.clock.now();
+        let mut retry = None;
         let result = match outcome {
             Outcome::Delivered(status) => {
                 tracing::debug!(action = %action.action_key, status, attempt, "Webhook delivered.");
@@ -157,6 +191,7 @@ impl Delivery {
             Outcome::Retry { reason, after } if attempt < i64::from(self.config.max_attempts) => {
                 let delay = backoff(self.config.base_delay, attempt, &action.action_key).max(after.unwrap_or_default());
                 let next = now + delay.as_millis() as i64;
+                retry = Some(next);
                 tracing::info!(action = %action.action_key, attempt, reason = %reason, retry_in_ms = delay.as_millis() as u64, "Webhook attempt failed; retrying.");
                 self.record(&action.action_key, attempt, ActionStatus::Pending, Some(&reason), Some(next)).await
             }
@@ -168,6 +203,10 @@ impl Delivery {
         if let Err(err) = result {
             tracing::error!(action = %action.action_key, error = %err, "Recording a webhook attempt failed; it will be retried.");
             return;
+        }
+        if let Some(next) = retry {
+            // Recorded: the run loop leases it when it falls due.
+            self.retry_at.fetch_min(next, Ordering::Relaxed);
         }
         // The run's page and list show its webhooks' health: tell them.
         if let Err(err) = app::service::runs::announce(&self.ctx, &action.run_id).await {

@@ -350,6 +350,66 @@ async fn a_webhook_is_retried_with_backoff_and_the_same_idempotency_key_until_it
     }
 }
 
+/// Waits (in real time) until `sql` counts `want`, or fails after 10 s.
+async fn eventually(db: &Db, sql: &str, want: i64) {
+    for _ in 0..200 {
+        if count(db, sql).await == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{sql} never counted {want} (counts {})", count(db, sql).await);
+}
+
+/// The running delivery worker: the engine commits a new webhook already
+/// leased to it and hands it over, so it is sent before any lease round could
+/// take it; the worker's attempts are recorded by the engine, and a retry
+/// falls due on the worker's own schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_worker_is_handed_new_webhooks_and_its_attempts_are_recorded_by_the_engine() {
+    use server::delivery::{Delivery, DeliveryConfig};
+    for db in testing::all().await {
+        let clock = Arc::new(ManualClock::default());
+        clock.set(T0);
+        let ctx = Ctx::with_clock(db.clone(), Default::default(), clock.clone());
+        let app = router(&ctx);
+        let secret = source(&ctx).await;
+        let (url, seen) = flaky_receiver().await;
+        let mut w = app::workflow::templates::abandoned_cart();
+        for n in &mut w.nodes {
+            if let app::workflow::NodeKind::Webhook { url: u, .. } = &mut n.kind {
+                *u = url.clone();
+            }
+        }
+        let input = NewWorkflow { definition: Some(w), ..Default::default() };
+        let created = service::workflows::create(&ctx, &Actor::system(), input).await.unwrap();
+        service::workflows::publish(&ctx, &Actor::system(), &created.summary.workflow_id).await.unwrap();
+        let config = DeliveryConfig { base_delay: std::time::Duration::from_secs(2), ..Default::default() };
+        let worker = Delivery::new(ctx.clone(), clock.clone(), config).unwrap().spawn();
+
+        let body = json!({ "id": "e1", "type": "cart_updated", "customer": { "id": "cy" }, "cart": { "id": "c9", "value": 20 } });
+        assert_eq!(send(&app, hook("shop", &secret, &body.to_string())).await.status, StatusCode::ACCEPTED);
+        clock.set(T0 + 30 * MIN);
+        ctx.engine.tick().await.unwrap();
+        let lease_end = count(&db, "select next_attempt_at from action where kind = 'call_webhook'").await;
+        assert!(lease_end > T0 + 30 * MIN, "inserted leased to the worker: {lease_end}");
+        // Sent and recorded with the clock still at the timer: no lease round could have taken it.
+        eventually(&db, "select attempts from action where kind = 'call_webhook'", 1).await;
+        assert_eq!(text(&db, "select last_error from action").await, "HTTP 503");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        // The retries fall due on the clock and are leased by the worker's rounds.
+        clock.set(T0 + 30 * MIN + 3_000);
+        eventually(&db, "select attempts from action where kind = 'call_webhook'", 2).await;
+        clock.set(T0 + 30 * MIN + 10_000);
+        eventually(&db, "select count(*) from action where kind = 'call_webhook' and status = 'done'", 1).await;
+        assert_eq!(count(&db, "select attempts from action").await, 3);
+        let requests = seen.lock().unwrap().clone();
+        assert_eq!(requests.len(), 3, "each attempt sent once: {requests:?}");
+        assert!(requests.iter().all(|(k, _)| k == &requests[0].0), "{requests:?}");
+        worker.abort();
+    }
+}
+
 #[tokio::test]
 async fn a_failed_webhook_shows_on_its_completed_run_and_an_editor_retries_it_with_the_same_key() {
     use axum::http::Method;
@@ -975,6 +1035,70 @@ async fn events_of_one_customer_in_one_batch_are_evaluated_in_order() {
         assert_eq!(count(&db, "select count(*) from run").await, 2);
         let steps = trace_of(&db, "ana").await.len();
         assert!(steps >= 3, "Ana's trace has the trigger, the wait and its end: {steps}");
+    }
+}
+
+/// Webhooks sent at once: the engine evaluates a group while the group
+/// before it commits. Whatever overlapped, each customer's cart and checkout
+/// are evaluated in order (the checkout finds the run its cart started, still
+/// committing), a resent cart is a duplicate of the first, and nothing runs
+/// twice — with the default hot state and with one too small to hold the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_sent_at_once_are_evaluated_in_order_while_the_group_before_commits() {
+    const CUSTOMERS: usize = 40;
+    for (db, hot) in hot_sizes().await {
+        let clock = Arc::new(ManualClock::default());
+        clock.set(T0);
+        let ctx = Ctx::with_engine(db.clone(), Default::default(), clock.clone(), hot);
+        let app = router(&ctx);
+        let secret = source(&ctx).await;
+        publish_template(&ctx, "abandoned_cart").await;
+        let mut senders = tokio::task::JoinSet::new();
+        for i in 0..CUSTOMERS {
+            let (app, secret) = (app.clone(), secret.clone());
+            senders.spawn(async move {
+                let who = format!("c{i}");
+                let cart = json!({ "id": format!("{who}-cart"), "type": "cart_updated", "customer": { "id": who }, "cart": { "id": who, "value": 50 } });
+                let checkout = json!({ "id": format!("{who}-checkout"), "type": "checkout_started", "customer": { "id": who }, "cart": { "id": who } });
+                let mut ids = Vec::new();
+                let steps = [
+                    (&cart, StatusCode::ACCEPTED, "accepted"),
+                    (&checkout, StatusCode::ACCEPTED, "accepted"),
+                    (&cart, StatusCode::OK, "duplicate"),
+                ];
+                for (body, code, status) in steps {
+                    let r = send(&app, hook("shop", &secret, &body.to_string())).await;
+                    assert_eq!(r.status, code, "{}", r.body);
+                    assert_eq!(r.json()["status"], status, "{who}: {}", r.body);
+                    ids.push(r.json()["nudge_id"].as_str().unwrap().to_string());
+                }
+                assert_eq!(ids[2], ids[0], "{who}: the resent cart is the first one's duplicate");
+            });
+        }
+        while let Some(done) = senders.join_next().await {
+            done.unwrap();
+        }
+        let n = CUSTOMERS as i64;
+        assert_eq!(count(&db, "select count(*) from event").await, 2 * n);
+        assert_eq!(
+            count(&db, "select count(*) from run").await,
+            n,
+            "one run per customer: the resent cart started none"
+        );
+        assert_eq!(
+            count(&db, "select count(*) from run where status = 'completed' and wake_at is null").await,
+            n,
+            "every checkout ended its customer's wait"
+        );
+        assert_eq!(count(&db, "select count(*) from offer").await, 0);
+        assert_eq!(count(&db, "select count(*) from alert").await, 0);
+        let figures = ctx.engine.counters.snapshot();
+        assert_eq!(figures.events, 2 * CUSTOMERS as u64);
+        assert_eq!(figures.reevaluated, 0, "no group had to be evaluated again: {figures:?}");
+        // Moving the clock past every wait fires nothing: no run is left waiting.
+        clock.set(T0 + 120 * MIN);
+        ctx.engine.tick().await.unwrap();
+        assert_eq!(count(&db, "select count(*) from offer").await, 0);
     }
 }
 

@@ -38,6 +38,11 @@ pub struct Figures {
     pub quarantined: u64,
     /// Groups committed.
     pub groups: u64,
+    /// Groups evaluated while the group before them committed.
+    pub overlapped: u64,
+    /// Groups evaluated again, one after another, because the group before
+    /// them did not commit as evaluated (it failed, or held a duplicate).
+    pub reevaluated: u64,
     /// Customers the hot state holds.
     pub hot_customers: u64,
     /// Customers read from the database because the hot state did not hold them.

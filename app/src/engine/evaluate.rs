@@ -137,6 +137,17 @@ pub struct GroupEvent<'a> {
     pub profile: Option<&'a serde_json::Map<String, Value>>,
 }
 
+/// What a group whose commit is still under way left that the next group's
+/// load must not read from the database (see `engine::Flight`): its
+/// customers (their rows are not committed yet, so they must come from the
+/// hot state, where that group's evaluation left them) and the payloads of
+/// the events that started its waiting runs.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    pub customers: std::collections::HashSet<String>,
+    pub payloads: HashMap<String, String>,
+}
+
 /// What the engine keeps between groups: the published versions, the
 /// versions waiting runs are pinned to, the sources' slugs.
 #[derive(Debug)]
@@ -169,6 +180,11 @@ impl Evaluator {
     pub fn next_seq(&mut self) -> i64 {
         self.seq += 1;
         self.seq
+    }
+
+    /// Whether the published versions loaded are those of `changes`.
+    pub fn current(&self, changes: u64) -> bool {
+        self.published_at == Some(changes)
     }
 
     /// Reloads the published versions when `changes` moved since the last load.
@@ -240,6 +256,7 @@ impl Evaluator {
     /// state, or for those it does not hold, a few queries for the whole
     /// group. What it takes out of `hot` goes back when the group commits;
     /// on an error the cache reads through from then on.
+    #[allow(clippy::too_many_arguments)]
     pub async fn load(
         &mut self,
         db: &Db,
@@ -248,9 +265,10 @@ impl Evaluator {
         now: i64,
         queued: Vec<store::events::EventRow>,
         timers: bool,
+        flight: Option<&InFlight>,
     ) -> anyhow::Result<Loaded> {
         let mut loaded = Loaded::default();
-        let result = self.load_into(&mut loaded, db, hot, events, now, queued, timers).await;
+        let result = self.load_into(&mut loaded, db, hot, events, now, queued, timers, flight).await;
         match result {
             Ok(()) => Ok(loaded),
             Err(err) => {
@@ -270,6 +288,7 @@ impl Evaluator {
         now: i64,
         queued: Vec<store::events::EventRow>,
         timers: bool,
+        flight: Option<&InFlight>,
     ) -> anyhow::Result<()> {
         // A source created since the last load: its slug is needed for triggers.
         let unknown = events.iter().map(|e| &e.source_id).chain(queued.iter().map(|e| &e.source_id));
@@ -312,6 +331,12 @@ impl Evaluator {
                 }
                 None if hot.complete() => new.push(id),
                 None => missing.push(id),
+            }
+        }
+        if let Some(f) = flight {
+            // Its rows are not committed yet: the caller waits for them and loads again.
+            if let Some(id) = missing.iter().find(|id| f.customers.contains(*id)) {
+                anyhow::bail!("customer {id} of the group still committing is not in the hot state");
             }
         }
         hot.misses += missing.len() as u64;
@@ -369,7 +394,7 @@ impl Evaluator {
                 }
             }
         }
-        self.fetch_trigger_payloads(loaded, db, events).await?;
+        self.fetch_trigger_payloads(loaded, db, events, flight).await?;
         self.count_windows();
         let shape = self.counted.version;
         for id in new {
@@ -379,6 +404,11 @@ impl Evaluator {
         // counted again from their events, one query per counted name.
         let stale: Vec<String> =
             loaded.customers.iter().filter(|(_, c)| c.windows_for != shape).map(|(id, _)| id.clone()).collect();
+        if let Some(f) = flight {
+            if let Some(id) = stale.iter().find(|id| f.customers.contains(*id)) {
+                anyhow::bail!("the windows of customer {id}, of the group still committing, are to be counted again");
+            }
+        }
         for id in &stale {
             if let Some(c) = loaded.customers.get_mut(id) {
                 c.windows.clear();
@@ -407,7 +437,13 @@ impl Evaluator {
     /// The hot state keeps waiting runs without their trigger event's
     /// payload (it would repeat the event in every run it started): read, in
     /// one query, the payloads of those an event of the group may advance.
-    async fn fetch_trigger_payloads(&self, loaded: &mut Loaded, db: &Db, events: &[&NewEvent]) -> anyhow::Result<()> {
+    async fn fetch_trigger_payloads(
+        &self,
+        loaded: &mut Loaded,
+        db: &Db,
+        events: &[&NewEvent],
+        flight: Option<&InFlight>,
+    ) -> anyhow::Result<()> {
         let mut wanted: Vec<String> = Vec::new();
         let named = events
             .iter()
@@ -429,6 +465,16 @@ impl Evaluator {
         wanted.sort();
         wanted.dedup();
         let mut payloads: HashMap<String, String> = HashMap::new();
+        if let Some(f) = flight {
+            // Events of the group still committing: not in the database yet.
+            wanted.retain(|id| match f.payloads.get(id) {
+                Some(p) => {
+                    payloads.insert(id.clone(), p.clone());
+                    false
+                }
+                None => true,
+            });
+        }
         for chunk in wanted.chunks(LOOKUP_CHUNK) {
             payloads.extend(store::events::payloads(db, chunk).await.context("Reading trigger events.")?);
         }
@@ -884,9 +930,26 @@ pub struct Evaluated {
 /// The group's customers as its commit left them, for the hot state: with
 /// the offers it issued and the redemptions it made.
 pub fn settled(evaluated: &mut Evaluated, committed: &runs::Committed) -> HashMap<String, Customer> {
-    let mut customers = std::mem::take(&mut evaluated.customers);
     let performed: std::collections::HashSet<&str> = committed.performed.iter().map(String::as_str).collect();
-    for a in evaluated.batch.actions.iter().filter(|a| performed.contains(a.action_key.as_str())) {
+    settle(evaluated, |key| performed.contains(key), &committed.redeemed, committed.at)
+}
+
+/// The group's customers as its commit will leave them if it does what
+/// evaluation decided (every action performed, every redemption made):
+/// kept while that commit is under way, so the next group is evaluated
+/// meanwhile. `engine::Task::land` checks the commit did exactly that.
+pub fn settled_ahead(evaluated: &mut Evaluated, at: i64) -> HashMap<String, Customer> {
+    settle(evaluated, |_| true, &[], at)
+}
+
+fn settle(
+    evaluated: &mut Evaluated,
+    performed: impl Fn(&str) -> bool,
+    redeemed: &[crate::model::Offer],
+    at: i64,
+) -> HashMap<String, Customer> {
+    let mut customers = std::mem::take(&mut evaluated.customers);
+    for a in evaluated.batch.actions.iter().filter(|a| performed(&a.action_key)) {
         if let (Effect::Offer { code, discount, value, expires_at }, Some(c)) =
             (&a.effect, customers.get_mut(&a.customer_id))
         {
@@ -901,11 +964,11 @@ pub fn settled(evaluated: &mut Evaluated, committed: &runs::Committed) -> HashMa
                 expires_at: *expires_at,
                 redeemed_at: None,
                 redeemed_by: None,
-                created_at: committed.at,
+                created_at: at,
             });
         }
     }
-    for r in &committed.redeemed {
+    for r in redeemed {
         if let Some(o) = customers.get_mut(&r.customer_id).and_then(|c| c.offers.iter_mut().find(|o| o.code == r.code))
         {
             o.redeemed_at = r.redeemed_at;
@@ -915,8 +978,6 @@ pub fn settled(evaluated: &mut Evaluated, committed: &runs::Committed) -> HashMa
     customers
 }
 
-/// Keys of a stored state that its row's columns hold (or, for the trigger's
-/// payload, the trigger event): left out of the JSON, put back on reading.
 const IN_COLUMNS: [&str; 5] = ["run_id", "workflow_id", "status", "at", "wake_at"];
 const TRIGGER_IN_COLUMNS: [&str; 3] = ["id", "customer", "payload"];
 

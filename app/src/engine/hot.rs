@@ -284,6 +284,15 @@ impl Hot {
         self.complete = false;
     }
 
+    /// Drops these customers (kept ahead of a commit that did not land as
+    /// evaluated): they and those not here are read from the database.
+    pub fn forget<'a>(&mut self, customers: impl Iterator<Item = &'a String>) {
+        for c in customers {
+            self.customers.pop(c.as_str());
+        }
+        self.complete = false;
+    }
+
     /// Drops the waiting runs of `workflow_id` (archived: its runs ended).
     pub fn end_runs_of(&mut self, workflow_id: &str) {
         for (_, c) in self.customers.iter_mut() {

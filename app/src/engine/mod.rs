@@ -46,6 +46,8 @@ const CATCH_UP: i64 = 256;
 pub struct Signals {
     /// Webhook actions were committed for delivery.
     pub deliveries: tokio::sync::Notify,
+    /// New webhook actions handed to this process's delivery worker.
+    pub handover: Handover,
     /// Bumped when a workflow is published, paused, resumed or archived.
     pub workflows: AtomicU64,
     /// The writers of one SQLite file (the engine's group commit, the
@@ -71,11 +73,54 @@ impl Signals {
     }
 }
 
+/// Webhook actions the engine commits already leased to this process's
+/// delivery worker, and hands over after the commit: the worker starts them
+/// without a lease of its own (a second write beside every group). Should
+/// the process die first, the lease runs out and a lease round takes them.
+#[derive(Debug, Default)]
+pub struct Handover {
+    /// How long an action handed over is leased for (ms); 0 while no worker takes them.
+    lease_ms: std::sync::atomic::AtomicI64,
+    actions: std::sync::Mutex<Vec<store::runs::PendingAction>>,
+}
+
+/// Actions waiting to be taken beyond which new ones are left to lease rounds.
+const HANDOVER_MAX: usize = 10_000;
+
+impl Handover {
+    /// The delivery worker takes actions from now on, each leased for `lease_ms`.
+    pub fn open(&self, lease_ms: i64) {
+        self.lease_ms.store(lease_ms.max(1), Ordering::Relaxed);
+    }
+
+    /// The lease to insert new webhook actions with, if they are to be handed over.
+    fn lease_ms(&self) -> Option<i64> {
+        let ms = self.lease_ms.load(Ordering::Relaxed);
+        let room = self.actions.lock().map(|a| a.len() < HANDOVER_MAX).unwrap_or(false);
+        (ms > 0 && room).then_some(ms)
+    }
+
+    fn push(&self, actions: impl IntoIterator<Item = store::runs::PendingAction>) {
+        if let Ok(mut held) = self.actions.lock() {
+            held.extend(actions);
+        }
+    }
+
+    /// The actions handed over since the last call.
+    pub fn take(&self) -> Vec<store::runs::PendingAction> {
+        self.actions.lock().map(|mut a| std::mem::take(&mut *a)).unwrap_or_default()
+    }
+}
+
 /// Where a webhook request waits for its writes' outcomes.
 type IngestReply = oneshot::Sender<Result<Vec<Written>, ()>>;
 
+/// Where the delivery worker waits for its attempts to be recorded.
+type RecordReply = oneshot::Sender<AppResult<()>>;
+
 enum Job {
     Ingest { writes: Vec<Write>, reply: IngestReply },
+    Record { attempts: Vec<store::runs::Attempt>, reply: RecordReply },
     Redeem { code: String, by: String, reply: oneshot::Sender<AppResult<()>> },
     Archive { workflow_id: String, by: String, reply: oneshot::Sender<AppResult<usize>> },
     Tick { reply: oneshot::Sender<usize> },
@@ -85,6 +130,7 @@ impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Job::Ingest { writes, .. } => write!(f, "Ingest({} writes)", writes.len()),
+            Job::Record { attempts, .. } => write!(f, "Record({} attempts)", attempts.len()),
             Job::Redeem { code, .. } => write!(f, "Redeem({code})"),
             Job::Archive { workflow_id, .. } => write!(f, "Archive({workflow_id})"),
             Job::Tick { .. } => f.write_str("Tick"),
@@ -104,6 +150,9 @@ pub struct Engine {
 pub struct EngineParts {
     /// The hot path's own connection (see `Db::dedicated`).
     pub db: Db,
+    /// Other connections, for what the engine reads while its connection
+    /// commits the previous group.
+    pub reads: Db,
     pub live: Live,
     pub signals: Arc<Signals>,
     pub clock: Arc<dyn Clock>,
@@ -128,6 +177,7 @@ impl Engine {
             last_now: 0,
             next_due: None,
             pending_redemption: None,
+            flight: None,
         };
         tokio::spawn(task.run(rx));
         Engine { jobs: tx, counters }
@@ -146,6 +196,14 @@ impl Engine {
         let (reply, answer) = oneshot::channel();
         self.send(Job::Ingest { writes, reply }).await?;
         answer.await.map_err(|_| AppError::Internal)?.map_err(|()| AppError::Internal)
+    }
+
+    /// Records webhook attempts with the next group (one transaction for
+    /// many, and no second writer to take turns with).
+    pub async fn record(&self, attempts: Vec<store::runs::Attempt>) -> AppResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Record { attempts, reply }).await?;
+        answer.await.map_err(|_| AppError::Internal)?
     }
 
     /// Redeems `code` once, recorded as `by`; the run waiting for it converts
@@ -184,6 +242,33 @@ struct Task {
     next_due: Option<Option<i64>>,
     /// An API redemption the next commit writes (the core allowed it).
     pending_redemption: Option<(String, String)>,
+    /// The group whose commit is under way while the next one is evaluated.
+    flight: Option<Flight>,
+}
+
+/// A group evaluated and committing on the engine's connection, while the
+/// engine evaluates the next one. Its customers are already back in the hot
+/// state as the commit will leave them; its webhooks are answered when it lands.
+struct Flight {
+    commit: tokio::task::JoinHandle<Landed>,
+    replies: Vec<(IngestReply, usize)>,
+    recorded: Vec<RecordReply>,
+    evaluated: Evaluated,
+    view: evaluate::InFlight,
+    /// The dedupe keys it claims, by source.
+    keys: Keys,
+    now: i64,
+    started: Instant,
+}
+
+/// External event ids by source id.
+type Keys = HashMap<String, std::collections::HashSet<String>>;
+
+/// What a flight's commit gives back.
+struct Landed {
+    writes: Vec<Write>,
+    batch: Batch,
+    result: sqlx::Result<Option<group::GroupCommitted>>,
 }
 
 impl Task {
@@ -192,9 +277,21 @@ impl Task {
         loop {
             let wait = self.wait().await;
             let first = tokio::select! {
+                biased;
+                landed = async { self.flight.as_mut().map(|f| &mut f.commit).expect("guarded").await },
+                    if self.flight.is_some() =>
+                {
+                    if let Some(flight) = self.flight.take() {
+                        self.land(flight, landed, None).await;
+                    }
+                    continue;
+                }
                 job = jobs.recv() => match job {
                     Some(job) => Some(job),
-                    None => return,
+                    None => {
+                        self.drain().await;
+                        return;
+                    }
                 },
                 () = tokio::time::sleep(wait) => None,
             };
@@ -209,14 +306,28 @@ impl Task {
                     Err(_) => break,
                 }
             }
-            self.process(group).await;
+            if !group.is_empty() && group.iter().all(|j| matches!(j, Job::Ingest { .. } | Job::Record { .. })) {
+                let (mut ingest, mut records) = (Vec::new(), Vec::new());
+                for job in group {
+                    match job {
+                        Job::Ingest { writes, reply } => ingest.push((writes, reply)),
+                        Job::Record { attempts, reply } => records.push((attempts, reply)),
+                        _ => {}
+                    }
+                }
+                self.pipeline(ingest, records).await;
+            } else {
+                self.drain().await;
+                self.process(group).await;
+            }
         }
     }
 
     /// How long to sleep for a timer (at most a second, so a clock set by
     /// hand or a change made elsewhere is noticed).
     async fn wait(&mut self) -> Duration {
-        if self.next_due.is_none() {
+        // The flight's timers are not committed yet: read when it has landed.
+        if self.next_due.is_none() && self.flight.is_none() {
             match store::runs::next_due(&self.parts.db).await {
                 Ok(due) => self.next_due = Some(due),
                 Err(err) => tracing::warn!(error = %err, "Reading the next timer failed."),
@@ -287,6 +398,7 @@ impl Task {
             match job {
                 Job::Ingest { writes, reply } => ingest.push((writes, reply)),
                 Job::Tick { reply } => ticks.push(reply),
+                Job::Record { attempts, reply } => self.record_alone(attempts, vec![reply]).await,
                 Job::Redeem { code, by, reply } => {
                     let _ = reply.send(self.redeem(&code, &by).await);
                 }
@@ -328,18 +440,20 @@ impl Task {
     }
 
     async fn commit_timers(&mut self, now: i64) -> anyhow::Result<(usize, bool)> {
-        let loaded = self.evaluator.load(&self.parts.db, &mut self.hot, &[], now, Vec::new(), true).await?;
+        let loaded = self.evaluator.load(&self.parts.db, &mut self.hot, &[], now, Vec::new(), true, None).await?;
         if loaded.timers() == 0 {
             // Nothing taken from the hot state: a group without timers has no customers.
             return Ok((0, false));
         }
         let (n, full) = (loaded.timers(), loaded.timers_full());
+        let lease = self.parts.signals.handover.lease_ms();
         let evaluator = &mut self.evaluator;
         let mut evaluated = None;
         let turn = self.parts.signals.write_turn(&self.parts.db).await;
         let result = group::commit(&self.parts.db, &[], now, |_| {
             // The batch goes into the transaction and comes back with it: no copy.
             let mut e = evaluator.evaluate(loaded, &[], now);
+            e.batch.webhook_lease_ms = lease;
             let batch = std::mem::take(&mut e.batch);
             evaluated = Some(e);
             batch
@@ -365,37 +479,305 @@ impl Task {
     /// neighbours, so a failed group is retried job by job.
     async fn ingest(&mut self, jobs: Vec<(Vec<Write>, IngestReply)>) {
         let now = self.now();
-        let lens: Vec<usize> = jobs.iter().map(|(w, _)| w.len()).collect();
-        let (writes, replies): (Vec<Vec<Write>>, Vec<_>) = jobs.into_iter().unzip();
-        let mut writes: Vec<Write> = writes.into_iter().flatten().collect();
+        let (writes, replies) = flatten(jobs);
+        self.ingest_flat(writes, replies, now).await;
+    }
+
+    async fn ingest_flat(&mut self, mut writes: Vec<Write>, replies: Vec<(IngestReply, usize)>, now: i64) {
         stamp(&mut writes, now);
         match self.commit(writes, now, Vec::new()).await {
-            Ok(written) => {
-                let mut outcomes = written.into_iter();
-                for (reply, n) in replies.into_iter().zip(lens) {
-                    let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
-                }
+            Ok(written) => answer(replies, written),
+            Err((err, writes)) => self.retry(err, writes, replies, now).await,
+        }
+    }
+
+    /// After a group's commit failed: its jobs one by one, or, for one job,
+    /// its events stored without evaluation.
+    async fn retry(&mut self, err: anyhow::Error, writes: Vec<Write>, replies: Vec<(IngestReply, usize)>, now: i64) {
+        if replies.len() > 1 {
+            tracing::warn!(
+                error = format!("{err:#}"),
+                jobs = replies.len(),
+                "Group commit failed; retrying its jobs one by one."
+            );
+            let mut rest = writes.into_iter();
+            for (reply, n) in replies {
+                let own: Vec<Write> = rest.by_ref().take(n).collect();
+                let _ = reply.send(self.ingest_alone(own, now).await);
             }
-            Err((err, writes)) if replies.len() > 1 => {
-                tracing::warn!(
-                    error = format!("{err:#}"),
-                    jobs = replies.len(),
-                    "Group commit failed; retrying its jobs one by one."
-                );
-                let mut rest = writes.into_iter();
-                for (reply, n) in replies.into_iter().zip(lens) {
-                    let own: Vec<Write> = rest.by_ref().take(n).collect();
-                    let _ = reply.send(self.ingest_alone(own, now).await);
-                }
-            }
-            Err((err, writes)) => {
-                tracing::warn!(error = format!("{err:#}"), "Commit failed; trying without evaluation.");
-                let outcome = self.quarantine(&writes, now).await;
-                if let Some(reply) = replies.into_iter().next() {
-                    let _ = reply.send(outcome);
-                }
+        } else {
+            tracing::warn!(error = format!("{err:#}"), "Commit failed; trying without evaluation.");
+            let outcome = self.quarantine(&writes, now).await;
+            if let Some((reply, _)) = replies.into_iter().next() {
+                let _ = reply.send(outcome);
             }
         }
+    }
+
+    /// Lands the flight, if one is under way.
+    async fn drain(&mut self) {
+        if let Some(mut flight) = self.flight.take() {
+            let landed = (&mut flight.commit).await;
+            self.land(flight, landed, None).await;
+        }
+    }
+
+    /// Evaluates a group of webhook writes while the previous group commits,
+    /// then sends it to commit once that one has landed. Whatever the
+    /// previous commit did not do as evaluated (it failed, an event was a
+    /// duplicate after all) sends this group down the serial path instead.
+    async fn pipeline(
+        &mut self,
+        jobs: Vec<(Vec<Write>, IngestReply)>,
+        records: Vec<(Vec<store::runs::Attempt>, RecordReply)>,
+    ) {
+        let now = self.now();
+        let changes = self.parts.signals.workflows.load(Ordering::Relaxed);
+        // Due (or unknown) timers and changed workflows are read from the
+        // database, which must hold the flight first.
+        let timers_due = self.next_due.is_none_or(|due| due.is_some_and(|d| d <= now));
+        if timers_due || !self.evaluator.current(changes) || self.pending_redemption.is_some() {
+            self.drain().await;
+            let records = records.into_iter().map(|(attempts, reply)| Job::Record { attempts, reply });
+            self.process(
+                jobs.into_iter().map(|(writes, reply)| Job::Ingest { writes, reply }).chain(records).collect(),
+            )
+            .await;
+            return;
+        }
+        let (attempts, recorded): (Vec<Vec<store::runs::Attempt>>, Vec<RecordReply>) = records.into_iter().unzip();
+        let attempts: Vec<store::runs::Attempt> = attempts.into_iter().flatten().collect();
+        let (mut writes, replies) = flatten(jobs);
+        stamp(&mut writes, now);
+        let predicted = match self.predict(&writes).await {
+            Ok(p) => p,
+            Err(err) => {
+                tracing::warn!(error = %err, "Reading the group's dedupe keys failed; it commits after the one before.");
+                self.drain().await;
+                self.record_alone(attempts, recorded).await;
+                return self.ingest_flat(writes, replies, now).await;
+            }
+        };
+        let events: Vec<&NewEvent> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Event(e) => Some(e),
+                Write::DeadLetter(_) => None,
+            })
+            .collect();
+        let view = self.flight.as_ref().map(|f| &f.view);
+        let loaded = self.evaluator.load(&self.parts.reads, &mut self.hot, &events, now, Vec::new(), false, view).await;
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(err) => {
+                // Customers of the flight must be read after it lands (or the
+                // read failed): the serial path, from the database.
+                tracing::debug!(error = format!("{err:#}"), "A group waits for the commit before it.");
+                self.drain().await;
+                self.record_alone(attempts, recorded).await;
+                return self.ingest_flat(writes, replies, now).await;
+            }
+        };
+        let started = Instant::now();
+        let fresh: Vec<GroupEvent> = writes
+            .iter()
+            .zip(&predicted)
+            .filter_map(|(w, new)| match w {
+                Write::Event(e) if *new => Some(GroupEvent {
+                    data: self.evaluator.event_data(e),
+                    received_at: e.received_at,
+                    profile: Some(&e.profile),
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut evaluated = self.evaluator.evaluate(loaded, &fresh, now);
+        drop(fresh);
+        let view = in_flight(&writes, &evaluated);
+        for (id, customer) in evaluate::settled_ahead(&mut evaluated, now) {
+            self.hot.put(id, customer);
+        }
+        self.note_timers(&evaluated.batch);
+        // This group's customers stand as its commit will leave them; the
+        // one before must land as evaluated for that to hold.
+        if let Some(mut before) = self.flight.take() {
+            self.counters.update(|c| c.overlapped += 1);
+            let landed = (&mut before.commit).await;
+            if !self.land(before, landed, Some(&view.customers)).await {
+                self.counters.update(|c| c.reevaluated += 1);
+                self.record_alone(attempts, recorded).await;
+                return self.ingest_flat(writes, replies, now).await;
+            }
+        }
+        let mut keys: Keys = HashMap::new();
+        for (w, new) in writes.iter().zip(&predicted) {
+            if let (Write::Event(e), true) = (w, new) {
+                keys.entry(e.source_id.clone()).or_default().insert(e.external_id.clone());
+            }
+        }
+        let mut batch = std::mem::take(&mut evaluated.batch);
+        batch.attempts = attempts;
+        batch.webhook_lease_ms = self.parts.signals.handover.lease_ms();
+        let (db, signals, accepted) = (self.parts.db.clone(), self.parts.signals.clone(), predicted);
+        let commit = tokio::spawn(async move {
+            let turn = signals.write_turn(&db).await;
+            let result = group::commit_evaluated(&db, &writes, now, &batch, &accepted).await;
+            drop(turn);
+            Landed { writes, batch, result }
+        });
+        self.flight = Some(Flight { commit, replies, recorded, evaluated, view, keys, now, started });
+    }
+
+    /// Answers a flight's webhooks once its commit is done. Returns whether
+    /// the hot state stands as the flight's evaluation left it; when the
+    /// commit failed or did less than was evaluated, the flight's customers
+    /// and `pending` ones (evaluated on top of it) are forgotten first, and a
+    /// flight that wrote nothing goes down the serial path.
+    async fn land(
+        &mut self,
+        flight: Flight,
+        joined: Result<Landed, tokio::task::JoinError>,
+        pending: Option<&std::collections::HashSet<String>>,
+    ) -> bool {
+        let Flight { replies, recorded, mut evaluated, view, now, started, .. } = flight;
+        let forget = |hot: &mut Hot| hot.forget(view.customers.iter().chain(pending.into_iter().flatten()));
+        let Landed { writes, batch, result } = match joined {
+            Ok(landed) => landed,
+            Err(err) => {
+                // Nothing says whether it committed: no webhook of it is acknowledged.
+                tracing::error!(error = %err, "A group's commit stopped; its webhooks are answered with an error.");
+                forget(&mut self.hot);
+                self.next_due = None;
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(()));
+                }
+                for reply in recorded {
+                    let _ = reply.send(Err(AppError::Internal));
+                }
+                return false;
+            }
+        };
+        let mut batch = batch;
+        let attempts = std::mem::take(&mut batch.attempts);
+        evaluated.batch = batch;
+        match result {
+            Ok(Some(done)) => {
+                let keys: std::collections::HashSet<&str> =
+                    evaluated.batch.actions.iter().map(|a| a.action_key.as_str()).collect();
+                let as_evaluated = done.committed.performed.len() == keys.len()
+                    && done.committed.redeemed.len() == evaluated.batch.redemptions.len();
+                if !as_evaluated {
+                    tracing::info!(
+                        "A group's commit skipped actions or redemptions already made; its customers are read again."
+                    );
+                    forget(&mut self.hot);
+                    self.next_due = None;
+                }
+                self.counted(&done.written, started);
+                self.after_commit(&writes, &done, &evaluated);
+                answer(replies, done.written);
+                for reply in recorded {
+                    let _ = reply.send(Ok(()));
+                }
+                as_evaluated
+            }
+            Ok(None) => {
+                tracing::info!("A group held a duplicate its prediction missed; it is evaluated again.");
+                forget(&mut self.hot);
+                self.next_due = None;
+                self.record_alone(attempts, recorded).await;
+                self.ingest_flat(writes, replies, now).await;
+                false
+            }
+            Err(err) => {
+                forget(&mut self.hot);
+                self.next_due = None;
+                self.record_alone(attempts, recorded).await;
+                self.retry(anyhow::Error::new(err).context("Committing a group."), writes, replies, now).await;
+                false
+            }
+        }
+    }
+
+    /// Counts a commit's events and the hot state's size.
+    fn counted(&self, written: &[Written], started: Instant) {
+        let accepted = written.iter().filter(|w| matches!(w, Written::Accepted { .. })).count() as u64;
+        let seconds = started.elapsed().as_secs_f64();
+        let (held, misses) = (self.hot.len() as u64, self.hot.misses);
+        self.counters.update(|c| {
+            c.events += accepted;
+            c.groups += 1;
+            for _ in 0..accepted {
+                c.to_commit.observe(seconds);
+            }
+            c.hot_customers = held;
+            c.hot_misses = misses;
+        });
+    }
+
+    /// Moves the next timer earlier for the waiting runs `batch` writes.
+    fn note_timers(&mut self, batch: &Batch) {
+        for r in &batch.runs {
+            if let Some(due) = r.wake_at.filter(|_| r.status == eval::RunStatus::Waiting) {
+                self.next_due = match self.next_due {
+                    Some(Some(d)) => Some(Some(d.min(due))),
+                    Some(None) => Some(Some(due)),
+                    None => None,
+                };
+            }
+        }
+    }
+
+    /// Records webhook attempts in a transaction of their own (off the
+    /// pipelined path, and after a group that held them failed).
+    async fn record_alone(&mut self, attempts: Vec<store::runs::Attempt>, replies: Vec<RecordReply>) {
+        if attempts.is_empty() && replies.is_empty() {
+            return;
+        }
+        let now = self.now();
+        let turn = self.parts.signals.write_turn(&self.parts.db).await;
+        let result = store::runs::record_attempts(&self.parts.db, &attempts, now).await;
+        drop(turn);
+        if let Err(err) = &result {
+            tracing::error!(error = %err, attempts = attempts.len(), "Recording webhook attempts failed.");
+        }
+        for reply in replies {
+            let _ = reply.send(result.as_ref().map(|_| ()).map_err(|_| AppError::Internal));
+        }
+    }
+
+    /// Which writes are new events: not repeated earlier in the group, not
+    /// claimed by the flight, not in the database (read on other connections).
+    async fn predict(&self, writes: &[Write]) -> sqlx::Result<Vec<bool>> {
+        let mut by_source: HashMap<&str, Vec<&str>> = HashMap::new();
+        for w in writes {
+            if let Write::Event(e) = w {
+                by_source.entry(e.source_id.as_str()).or_default().push(e.external_id.as_str());
+            }
+        }
+        let mut seen: Keys = HashMap::new();
+        for (source, ids) in &by_source {
+            for chunk in ids.chunks(500) {
+                let claimed = store::events::claimed(&self.parts.reads, source, chunk).await?;
+                seen.entry((*source).to_string()).or_default().extend(claimed);
+            }
+        }
+        let flying = self.flight.as_ref().map(|f| &f.keys);
+        let held = |keys: Option<&Keys>, e: &NewEvent| {
+            keys.and_then(|k| k.get(&e.source_id)).is_some_and(|ids| ids.contains(&e.external_id))
+        };
+        let mut first: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+        Ok(writes
+            .iter()
+            .map(|w| match w {
+                Write::Event(e) => {
+                    first.insert((e.source_id.as_str(), e.external_id.as_str()))
+                        && !held(Some(&seen), e)
+                        && !held(flying, e)
+                }
+                Write::DeadLetter(_) => false,
+            })
+            .collect())
     }
 
     async fn ingest_alone(&mut self, writes: Vec<Write>, now: i64) -> Result<Vec<Written>, ()> {
@@ -458,11 +840,13 @@ impl Task {
             Some(None) => false,
             None => true,
         };
-        let loaded = match self.evaluator.load(&self.parts.db, &mut self.hot, &events, now, queued, timers).await {
+        let loaded = match self.evaluator.load(&self.parts.db, &mut self.hot, &events, now, queued, timers, None).await
+        {
             Ok(l) => l,
             Err(err) => return Err((err, writes)),
         };
         let redemption = self.pending_redemption.take();
+        let lease = self.parts.signals.handover.lease_ms();
         let evaluator = &mut self.evaluator;
         let mut evaluated = None;
         let turn = self.parts.signals.write_turn(&self.parts.db).await;
@@ -481,6 +865,7 @@ impl Task {
                 .collect();
             let mut e = evaluator.evaluate(loaded, &fresh, now);
             e.batch.redemptions.extend(redemption);
+            e.batch.webhook_lease_ms = lease;
             let batch = std::mem::take(&mut e.batch);
             evaluated = Some(e);
             batch
@@ -492,15 +877,7 @@ impl Task {
                 let mut evaluated = evaluated.unwrap_or_default();
                 evaluated.batch = batch;
                 self.keep(&mut evaluated, &done.committed);
-                let accepted = done.written.iter().filter(|w| matches!(w, Written::Accepted { .. })).count() as u64;
-                let seconds = started.elapsed().as_secs_f64();
-                self.counters.update(|c| {
-                    c.events += accepted;
-                    c.groups += 1;
-                    for _ in 0..accepted {
-                        c.to_commit.observe(seconds);
-                    }
-                });
+                self.counted(&done.written, started);
                 self.after_commit(&writes, &done, &evaluated);
                 Ok(done.written)
             }
@@ -633,18 +1010,25 @@ impl Task {
         let committed = &done.committed;
         let batch = &evaluated.batch;
         if committed.webhooks > 0 {
+            if batch.webhook_lease_ms.is_some() {
+                let performed: std::collections::HashSet<&str> =
+                    committed.performed.iter().map(String::as_str).collect();
+                let handed = batch
+                    .actions
+                    .iter()
+                    .filter(|a| matches!(a.effect, Effect::Webhook) && performed.contains(a.action_key.as_str()))
+                    .map(|a| store::runs::PendingAction {
+                        action_key: a.action_key.clone(),
+                        run_id: a.run_id.clone(),
+                        payload: a.payload.clone(),
+                        attempts: 0,
+                    });
+                self.parts.signals.handover.push(handed);
+            }
             self.parts.signals.deliveries.notify_one();
         }
         // The earliest new timer, so the engine wakes for it.
-        for r in &batch.runs {
-            if let Some(due) = r.wake_at.filter(|_| r.status == eval::RunStatus::Waiting) {
-                self.next_due = match self.next_due {
-                    Some(Some(d)) => Some(Some(d.min(due))),
-                    Some(None) => Some(Some(due)),
-                    None => None,
-                };
-            }
-        }
+        self.note_timers(batch);
         let performed: std::collections::HashSet<&str> = committed.performed.iter().map(String::as_str).collect();
         let kinds: Vec<&str> =
             batch.actions.iter().filter(|a| performed.contains(a.action_key.as_str())).map(|a| a.kind).collect();
@@ -664,9 +1048,50 @@ impl Task {
     }
 }
 
+/// A group's writes in one list, and each job's reply with its count of them.
+fn flatten(jobs: Vec<(Vec<Write>, IngestReply)>) -> (Vec<Write>, Vec<(IngestReply, usize)>) {
+    let mut all = Vec::with_capacity(jobs.iter().map(|(w, _)| w.len()).sum());
+    let mut replies = Vec::with_capacity(jobs.len());
+    for (writes, reply) in jobs {
+        replies.push((reply, writes.len()));
+        all.extend(writes);
+    }
+    (all, replies)
+}
+
+/// Gives each job its writes' outcomes, in order.
+fn answer(replies: Vec<(IngestReply, usize)>, written: Vec<Written>) {
+    let mut outcomes = written.into_iter();
+    for (reply, n) in replies {
+        let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
+    }
+}
+
+/// What the next group must not read from the database while this one
+/// commits: its customers, and the payloads of the events that start its
+/// waiting runs.
+fn in_flight(writes: &[Write], evaluated: &Evaluated) -> evaluate::InFlight {
+    let events: HashMap<&str, &str> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Event(e) => Some((e.event_id.as_str(), e.payload.as_str())),
+            Write::DeadLetter(_) => None,
+        })
+        .collect();
+    let payloads = evaluated
+        .batch
+        .runs
+        .iter()
+        .filter(|r| r.new && r.status == eval::RunStatus::Waiting)
+        .filter_map(|r| events.get(r.trigger_event_id.as_str()).map(|p| (r.trigger_event_id.clone(), (*p).to_string())))
+        .collect();
+    evaluate::InFlight { customers: evaluated.customers.keys().cloned().collect(), payloads }
+}
+
 fn job_size(job: &Job) -> usize {
     match job {
         Job::Ingest { writes, .. } => writes.len(),
+        Job::Record { attempts, .. } => attempts.len(),
         Job::Redeem { .. } | Job::Archive { .. } | Job::Tick { .. } => 1,
     }
 }

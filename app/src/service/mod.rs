@@ -70,6 +70,7 @@ impl Ctx {
         let work = db.dedicated();
         let parts = crate::engine::EngineParts {
             db: work.clone(),
+            reads: db.clone(),
             live: live.clone(),
             signals: signals.clone(),
             clock: clock.clone(),

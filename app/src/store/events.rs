@@ -130,10 +130,22 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, writes: &[Write]) -> 
             values(db, rows, 5)
         )
     };
+    let p = |i| super::param(db, i);
     let bump_source = format!(
-        "update source set accepted_count = accepted_count + $1, duplicate_count = duplicate_count + $2, \
-         rejected_count = rejected_count + $3, last_event_at = nullif({greatest}(coalesce(last_event_at, 0), $4), 0) \
-         where source_id = $5"
+        "update source set accepted_count = accepted_count + {}, duplicate_count = duplicate_count + {}, \
+         rejected_count = rejected_count + {}, last_event_at = nullif({greatest}(coalesce(last_event_at, 0), {}), 0) \
+         where source_id = {}",
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5)
+    );
+    let replayed = format!(
+        "update dead_letter set replayed_at = {}, replayed_event_id = {} where dead_letter_id = {}",
+        p(1),
+        p(2),
+        p(3)
     );
 
     // Repeats within the group are duplicates of their first occurrence.
@@ -156,7 +168,10 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, writes: &[Write]) -> 
         }
     }
 
-    crate::with_tx!(tx, tx => {
+    // What follows the dedupe claims is written in one script (see `Script`).
+    let mut tally = super::rollups::Tally::default();
+    let mut script = super::group::Script::new(db);
+    let out = crate::with_tx!(tx, tx => {
         let mut out: Vec<Option<Written>> = vec![None; writes.len()];
         let mut counts: HashMap<&str, Counts> = HashMap::new();
 
@@ -198,12 +213,11 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, writes: &[Write]) -> 
                 "insert into event (event_id, source_id, external_id, name, customer_id, occurred_at, received_at, payload, offer_code) values {}",
                 values(db, chunk.len(), 9)
             );
-            let mut q = sqlx::query(&sql);
+            script.statement(&sql);
             for (_, e) in chunk {
-                q = q.bind(Id(&e.event_id)).bind(Id(&e.source_id)).bind(&e.external_id).bind(&e.name)
-                    .bind(&e.customer_id).bind(e.occurred_at).bind(e.received_at).bind(&e.payload).bind(&e.offer_code);
+                script.bind(Id(&e.event_id)).bind(Id(&e.source_id)).bind(e.external_id.as_str()).bind(e.name.as_str())
+                    .bind(e.customer_id.as_str()).bind(e.occurred_at).bind(e.received_at).bind(e.payload.as_str()).bind(e.offer_code.as_deref());
             }
-            q.execute(&mut *tx).await?;
         }
 
         // 3. Customers: one row each (Postgres refuses to upsert a key twice in a statement).
@@ -226,19 +240,15 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, writes: &[Write]) -> 
             }
         }
         for chunk in customers.chunks(CHUNK) {
-            let sql = upsert_customers(chunk.len());
-            let mut q = sqlx::query(&sql);
+            script.statement(&upsert_customers(chunk.len()));
             for (id, d) in chunk {
-                q = q.bind(*id).bind(serde_json::to_string(&d.profile).unwrap_or_else(|_| "{}".into())).bind(d.first).bind(d.last).bind(d.count);
+                script.bind(*id).bind(serde_json::to_string(&d.profile).unwrap_or_else(|_| "{}".into())).bind(d.first).bind(d.last).bind(d.count);
             }
-            q.execute(&mut *tx).await?;
         }
 
         for (i, e) in &fresh {
             if let Some(dl) = &e.replay_of {
-                sqlx::query("update dead_letter set replayed_at = $1, replayed_event_id = $2 where dead_letter_id = $3")
-                    .bind(e.received_at).bind(&e.event_id).bind(dl)
-                    .execute(&mut *tx).await?;
+                script.statement(&replayed).bind(e.received_at).bind(e.event_id.as_str()).bind(dl.as_str());
             }
             let c = counts.entry(e.source_id.as_str()).or_default();
             c.accepted += 1;
@@ -252,11 +262,10 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, writes: &[Write]) -> 
                 "insert into dead_letter (dead_letter_id, source_id, received_at, payload, reason) values {}",
                 values(db, chunk.len(), 5)
             );
-            let mut q = sqlx::query(&sql);
+            script.statement(&sql);
             for d in chunk {
-                q = q.bind(&d.dead_letter_id).bind(&d.source_id).bind(d.received_at).bind(&d.payload).bind(&d.reason);
+                script.bind(d.dead_letter_id.as_str()).bind(d.source_id.as_str()).bind(d.received_at).bind(d.payload.as_str()).bind(d.reason.as_str());
             }
-            q.execute(&mut *tx).await?;
         }
         for (i, w) in writes.iter().enumerate() {
             if let Write::DeadLetter(d) = w {
@@ -281,21 +290,21 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, writes: &[Write]) -> 
         }
 
         for (source_id, c) in &counts {
-            sqlx::query(&bump_source)
-                .bind(c.accepted).bind(c.duplicates).bind(c.rejected).bind(c.last_event_at).bind(Id(source_id))
-                .execute(&mut *tx).await?;
+            script.statement(&bump_source)
+                .bind(c.accepted).bind(c.duplicates).bind(c.rejected).bind(c.last_event_at).bind(Id(source_id));
         }
         // 6. The dashboards' counters, in the same transaction.
-        let mut tally = super::rollups::Tally::default();
         for (_, e) in &fresh {
             use super::rollups::metric;
             tally.add(metric::EVENTS, "", "", e.received_at, 1);
             tally.add(metric::EVENT_NAME, "", &e.name, e.received_at, 1);
             tally.add(metric::EVENT_SOURCE, "", &e.source_id, e.received_at, 1);
         }
-        crate::write_tally!(tx, tally);
-        Ok(out.into_iter().map(|o| o.unwrap_or(Written::Duplicate { event_id: String::new() })).collect())
-    })
+        Ok::<_, sqlx::Error>(out.into_iter().map(|o| o.unwrap_or(Written::Duplicate { event_id: String::new() })).collect::<Vec<_>>())
+    })?;
+    tally.script(db, &mut script);
+    script.run(tx).await?;
+    Ok(out)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -426,6 +435,27 @@ pub async fn customer(db: &Db, customer_id: &str) -> sqlx::Result<Option<Custome
 pub async fn has_customers(db: &Db) -> sqlx::Result<bool> {
     let sql = "select exists (select 1 from customer)";
     with_pool!(db, p => sqlx::query_scalar::<_, bool>(sql).fetch_one(p).await)
+}
+
+/// Which of `external_ids` of `source_id` an earlier committed event claimed
+/// (the engine's prediction of a group's duplicates; the transaction that
+/// stores the group checks it).
+pub async fn claimed(db: &Db, source_id: &str, external_ids: &[&str]) -> sqlx::Result<Vec<String>> {
+    if external_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "select external_id from event_dedupe where source_id = {} and external_id in ({})",
+        super::param(db, 1),
+        super::params(db, 2, external_ids.len())
+    );
+    with_pool!(db, p => {
+        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(Id(source_id));
+        for id in external_ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(p).await
+    })
 }
 
 /// The customers of `ids` that exist, in one query (the executor reads a batch's at once).

@@ -76,11 +76,14 @@ impl Db {
     pub fn dedicated(&self) -> Db {
         match self {
             Db::Sqlite(pool) => Db::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .connect_lazy_with((*pool.connect_options()).clone().pragma("wal_autocheckpoint", "0")),
+                SqlitePoolOptions::new().max_connections(1).idle_timeout(None).max_lifetime(None).connect_lazy_with(
+                    (*pool.connect_options())
+                        .clone()
+                        .pragma("wal_autocheckpoint", "0")
+                        // 32 MiB of pages (the default is 2 MiB): the indexes a
+                        // group writes to stay in memory rather than being read again.
+                        .pragma("cache_size", "-32768"),
+                ),
             ),
             Db::Postgres(pool) => Db::Postgres(pool.clone()),
         }

@@ -84,53 +84,30 @@ impl Tally {
 }
 
 /// Rows per statement: 6 binds each, well under both drivers' limits.
-pub const CHUNK: usize = 150;
+const CHUNK: usize = 150;
 
 /// `insert … on conflict do update` for `n` rows: adds to existing counters.
-/// `anonymous`: SQLite's `?` placeholders, bound in order (a statement of
-/// hundreds of numbered parameters costs SQLite a scan of its parameter
-/// names per bind: 5 % of the engine's CPU in a profile).
-pub fn upsert_sql(n: usize, anonymous: bool) -> String {
-    let mut values = String::with_capacity(n * 30);
-    for r in 0..n {
-        if r > 0 {
-            values.push_str(", ");
-        }
-        if anonymous {
-            values.push_str("(?, ?, ?, ?, ?, ?)");
-            continue;
-        }
-        let b = r * 6;
-        values.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
-    }
+fn upsert_sql(db: &Db, n: usize) -> String {
     format!(
-        "insert into metric_rollup (metric, workflow_id, key, step, bucket, value) values {values} \
-         on conflict (metric, workflow_id, key, step, bucket) do update set value = metric_rollup.value + excluded.value"
+        "insert into metric_rollup (metric, workflow_id, key, step, bucket, value) values {} \
+         on conflict (metric, workflow_id, key, step, bucket) do update set value = metric_rollup.value + excluded.value",
+        super::events::values(db, n, 6)
     )
 }
 
-/// Whether `conn` is SQLite's (see `upsert_sql`).
-pub fn anonymous<C: sqlx::Connection>(_conn: &C) -> bool {
-    <C::Database as sqlx::Database>::NAME == "SQLite"
-}
-
-/// Writes a tally inside the caller's transaction (`$tx`: `&mut Transaction`).
-#[macro_export]
-macro_rules! write_tally {
-    ($tx:expr, $tally:expr) => {{
-        let rows = $tally.rows();
+impl Tally {
+    /// Adds the tally's rows to `script`, in the transaction of what they count.
+    pub fn script<'q>(&'q self, db: &Db, script: &mut super::group::Script<'q>) {
+        let mut rows = self.rows();
         // Sorted, so concurrent writers lock counters in the same order.
-        let mut rows = rows;
         rows.sort_unstable();
-        for chunk in rows.chunks($crate::store::rollups::CHUNK) {
-            let sql = $crate::store::rollups::upsert_sql(chunk.len(), $crate::store::rollups::anonymous(&*$tx));
-            let mut q = sqlx::query(&sql);
+        for chunk in rows.chunks(CHUNK) {
+            script.statement(&upsert_sql(db, chunk.len()));
             for (metric, workflow, key, step, bucket, n) in chunk {
-                q = q.bind(*metric).bind(*workflow).bind(*key).bind(*step).bind(*bucket).bind(*n);
+                script.bind(*metric).bind(*workflow).bind(*key).bind(*step).bind(*bucket).bind(*n);
             }
-            q.execute(&mut *$tx).await?;
         }
-    }};
+    }
 }
 
 /// Sums of one metric in `[from, to)` per bucket of `step` (MINUTE or HOUR rows).

@@ -3,7 +3,7 @@
 
 use super::events::EventRow;
 use super::rollups::metric;
-use super::{now_ms, Db, Id, IdText};
+use super::{Db, Id, IdText};
 use crate::model::ActionHealth;
 use crate::with_pool;
 use crate::workflow::status::ActionStatus;
@@ -279,6 +279,12 @@ pub struct Batch {
     pub redemptions: Vec<(String, String)>,
     /// Runs that can no longer advance, failed with the reason: (run, why).
     pub broken: Vec<(String, String)>,
+    /// Webhook attempts the delivery worker made, recorded with the group.
+    pub attempts: Vec<Attempt>,
+    /// New webhook actions are inserted leased for this long (ms), to be
+    /// handed to this process's delivery worker (`engine::Handover`); `None`:
+    /// due at once, for a lease round.
+    pub webhook_lease_ms: Option<i64>,
     /// The profiles a workflow changed, as the group left them (customer,
     /// JSON): the engine applied its events' attributes and the changes in
     /// the order they happened, which is what is stored.
@@ -309,6 +315,7 @@ pub struct Committed {
 /// effect, so nothing is performed twice, whatever is replayed.
 pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i64) -> sqlx::Result<Committed> {
     use super::events::values;
+    use super::group::Script;
     let mut out = Committed { at: now, ..Committed::default() };
     let mut tally = batch.tally.clone();
     // A multi-row upsert may touch each key once: the latest entry per
@@ -320,65 +327,69 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
     }
     let mut entries: Vec<((&str, &str), i64)> = entries.into_iter().collect();
     entries.sort_unstable();
-    // Statements carry many rows each (a round trip per statement is what a
-    // batch costs, not its rows), in chunks under both drivers' bind limits.
+    // A run's steps in the batch that starts it go inline in its row.
+    let (inline, steps) = inline_steps(batch);
+    // Statements carry many rows each, in chunks under both drivers' bind
+    // limits, and those whose outcome is not read go in scripts (`Script`):
+    // what a group costs is its round trips, not its rows.
+    let mut first = Script::new(db);
+    attempts_into(&mut first, db, &batch.attempts, now);
+    // Runs: new ones inserted, the others' state updated, in one statement.
+    for chunk in batch.runs.chunks(ROWS_PER_STATEMENT / 13) {
+        first.statement(&format!(
+            "insert into run ({RUN_COLUMNS}, steps) values {} on conflict (run_id) do update set \
+             status = excluded.status, at_node = excluded.at_node, wake_at = excluded.wake_at, \
+             state = excluded.state, updated_at = excluded.updated_at, ended_at = excluded.ended_at",
+            values(db, chunk.len(), 13)
+        ));
+        for r in chunk {
+            let ended = r.status.is_final().then_some(now);
+            first
+                .bind(Id(&r.run_id))
+                .bind(Id(&r.workflow_id))
+                .bind(r.version)
+                .bind(r.customer_id.as_str())
+                .bind(r.status.as_str())
+                .bind(r.at_node.as_deref())
+                .bind(r.wake_at)
+                .bind(r.state.as_str())
+                .bind(Id(&r.trigger_event_id))
+                .bind(r.started_at)
+                .bind(now)
+                .bind(ended)
+                .bind(inline.get(r.run_id.as_str()).map(String::as_str));
+        }
+    }
+    for chunk in steps.chunks(ROWS_PER_STATEMENT / 6) {
+        first.statement(&format!(
+            "insert into run_step (run_id, seq, node, outcome, detail, at) values {} \
+             on conflict (run_id, seq) do nothing",
+            values(db, chunk.len(), 6)
+        ));
+        for s in chunk {
+            first
+                .bind(Id(&s.run_id))
+                .bind(s.seq)
+                .bind(s.node.as_str())
+                .bind(s.outcome.as_str())
+                .bind(s.detail.as_deref())
+                .bind(s.at);
+        }
+    }
+    for chunk in entries.chunks(ROWS_PER_STATEMENT / 3) {
+        first.statement(&format!(
+            "insert into workflow_entry (workflow_id, customer_id, last_entered_at) values {} \
+             on conflict (workflow_id, customer_id) do update set last_entered_at = excluded.last_entered_at",
+            values(db, chunk.len(), 3)
+        ));
+        for ((workflow_id, customer_id), at) in chunk {
+            first.bind(Id(workflow_id)).bind(*customer_id).bind(*at);
+        }
+    }
+    first.run(tx).await?;
+    // Actions: the keys the ledger did not hold yet are performed now.
+    let mut performed: std::collections::HashSet<String> = std::collections::HashSet::new();
     crate::with_tx!(tx, tx => {
-        // Runs: new ones inserted, the others' state updated, in one statement.
-        // A run's steps in the batch that starts it go inline in its row.
-        let (inline, steps) = inline_steps(batch);
-        for chunk in batch.runs.chunks(ROWS_PER_STATEMENT / 13) {
-            let sql = format!(
-                "insert into run ({RUN_COLUMNS}, steps) values {} on conflict (run_id) do update set \
-                 status = excluded.status, at_node = excluded.at_node, wake_at = excluded.wake_at, \
-                 state = excluded.state, updated_at = excluded.updated_at, ended_at = excluded.ended_at",
-                values(db, chunk.len(), 13)
-            );
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                let ended = r.status.is_final().then_some(now);
-                q = q
-                    .bind(Id(&r.run_id))
-                    .bind(Id(&r.workflow_id))
-                    .bind(r.version)
-                    .bind(&r.customer_id)
-                    .bind(r.status.as_str())
-                    .bind(&r.at_node)
-                    .bind(r.wake_at)
-                    .bind(&r.state)
-                    .bind(Id(&r.trigger_event_id))
-                    .bind(r.started_at)
-                    .bind(now)
-                    .bind(ended)
-                    .bind(inline.get(r.run_id.as_str()));
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for chunk in steps.chunks(ROWS_PER_STATEMENT / 6) {
-            let sql = format!(
-                "insert into run_step (run_id, seq, node, outcome, detail, at) values {} \
-                 on conflict (run_id, seq) do nothing",
-                values(db, chunk.len(), 6)
-            );
-            let mut q = sqlx::query(&sql);
-            for s in chunk {
-                q = q.bind(Id(&s.run_id)).bind(s.seq).bind(&s.node).bind(&s.outcome).bind(&s.detail).bind(s.at);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for chunk in entries.chunks(ROWS_PER_STATEMENT / 3) {
-            let sql = format!(
-                "insert into workflow_entry (workflow_id, customer_id, last_entered_at) values {} \
-                 on conflict (workflow_id, customer_id) do update set last_entered_at = excluded.last_entered_at",
-                values(db, chunk.len(), 3)
-            );
-            let mut q = sqlx::query(&sql);
-            for ((workflow_id, customer_id), at) in chunk {
-                q = q.bind(Id(workflow_id)).bind(*customer_id).bind(*at);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        // Actions: the keys the ledger did not hold yet are performed now.
-        let mut performed: std::collections::HashSet<String> = std::collections::HashSet::new();
         for chunk in batch.actions.chunks(ROWS_PER_STATEMENT / 11) {
             let sql = format!(
                 "insert into action (action_key, run_id, workflow_id, node, kind, payload, status, attempts, \
@@ -398,134 +409,133 @@ pub async fn write(tx: &mut super::group::Tx<'_>, db: &Db, batch: &Batch, now: i
                     .bind(&a.payload)
                     .bind(if webhook { ActionStatus::Pending } else { ActionStatus::Done }.as_str())
                     .bind(0_i64)
-                    .bind(webhook.then_some(now))
+                    .bind(webhook.then_some(now + batch.webhook_lease_ms.unwrap_or(0)))
                     .bind(now)
                     .bind(now);
             }
             performed.extend(q.fetch_all(&mut *tx).await?);
         }
-        let fresh: Vec<&ActionWrite> = batch.actions.iter().filter(|a| performed.contains(&a.action_key)).collect();
-        let mut offers: Vec<&ActionWrite> = Vec::new();
-        let mut alerts: Vec<&ActionWrite> = Vec::new();
-        for a in &fresh {
-            out.performed.push(a.action_key.clone());
-            let counted = match a.effect {
-                Effect::Offer { .. } => metric::OFFERS_ISSUED,
-                Effect::Alert { .. } => metric::ALERTS_RAISED,
-                Effect::Profile { .. } => metric::PROFILE_UPDATES,
-                Effect::Webhook => metric::WEBHOOKS,
-            };
-            tally.add_both(counted, &a.workflow_id, "", now);
-            if let Some(arrived) = a.caused_at {
-                let bucket = super::rollups::latency_bucket(now - arrived).to_string();
-                tally.add_both(metric::LATENCY, &a.workflow_id, &bucket, now);
-            }
-            match &a.effect {
-                Effect::Offer { .. } => offers.push(a),
-                Effect::Alert { .. } => alerts.push(a),
-                // Written whole below, from the engine's view of the profile.
-                Effect::Profile { .. } => {}
-                Effect::Webhook => out.webhooks += 1,
+    });
+    let fresh: Vec<&ActionWrite> = batch.actions.iter().filter(|a| performed.contains(&a.action_key)).collect();
+    let mut offers: Vec<&ActionWrite> = Vec::new();
+    let mut alerts: Vec<&ActionWrite> = Vec::new();
+    for a in &fresh {
+        out.performed.push(a.action_key.clone());
+        let counted = match a.effect {
+            Effect::Offer { .. } => metric::OFFERS_ISSUED,
+            Effect::Alert { .. } => metric::ALERTS_RAISED,
+            Effect::Profile { .. } => metric::PROFILE_UPDATES,
+            Effect::Webhook => metric::WEBHOOKS,
+        };
+        tally.add_both(counted, &a.workflow_id, "", now);
+        if let Some(arrived) = a.caused_at {
+            let bucket = super::rollups::latency_bucket(now - arrived).to_string();
+            tally.add_both(metric::LATENCY, &a.workflow_id, &bucket, now);
+        }
+        match &a.effect {
+            Effect::Offer { .. } => offers.push(a),
+            Effect::Alert { .. } => alerts.push(a),
+            // Written whole below, from the engine's view of the profile.
+            Effect::Profile { .. } => {}
+            Effect::Webhook => out.webhooks += 1,
+        }
+    }
+    let mut then = Script::new(db);
+    // Profiles a workflow changed: written as the engine left them (one
+    // writer owns the customers, so nothing else changed them meanwhile).
+    for chunk in batch.profiles.chunks(ROWS_PER_STATEMENT / 5) {
+        then.statement(&format!(
+            "insert into customer (customer_id, attributes, first_seen_at, last_seen_at, event_count) \
+             values {} on conflict (customer_id) do update set attributes = excluded.attributes",
+            values(db, chunk.len(), 5)
+        ));
+        for (id, attributes) in chunk {
+            then.bind(id.as_str()).bind(attributes.as_str()).bind(now).bind(now).bind(0_i64);
+        }
+    }
+    for chunk in offers.chunks(ROWS_PER_STATEMENT / 9) {
+        then.statement(&format!(
+            "insert into offer (code, action_key, workflow_id, run_id, customer_id, discount, value, \
+             expires_at, created_at) values {}",
+            values(db, chunk.len(), 9)
+        ));
+        for a in chunk {
+            if let Effect::Offer { code, discount, value, expires_at } = &a.effect {
+                then.bind(code.as_str())
+                    .bind(a.action_key.as_str())
+                    .bind(Id(&a.workflow_id))
+                    .bind(Id(&a.run_id))
+                    .bind(a.customer_id.as_str())
+                    .bind(discount.as_str())
+                    .bind(*value)
+                    .bind(*expires_at)
+                    .bind(now);
             }
         }
-        // Profiles a workflow changed: written as the engine left them (one
-        // writer owns the customers, so nothing else changed them meanwhile).
-        for chunk in batch.profiles.chunks(ROWS_PER_STATEMENT / 5) {
-            let sql = format!(
-                "insert into customer (customer_id, attributes, first_seen_at, last_seen_at, event_count) \
-                 values {} on conflict (customer_id) do update set attributes = excluded.attributes",
-                values(db, chunk.len(), 5)
-            );
-            let mut q = sqlx::query(&sql);
-            for (id, attributes) in chunk {
-                q = q.bind(id).bind(attributes).bind(now).bind(now).bind(0_i64);
+    }
+    for chunk in alerts.chunks(ROWS_PER_STATEMENT / 10) {
+        then.statement(&format!(
+            "insert into alert (alert_id, action_key, workflow_id, run_id, customer_id, severity, \
+             audience, message, status, created_at) values {}",
+            values(db, chunk.len(), 10)
+        ));
+        for a in chunk {
+            if let Effect::Alert { alert_id, severity, audience, message } = &a.effect {
+                then.bind(Id(alert_id))
+                    .bind(a.action_key.as_str())
+                    .bind(Id(&a.workflow_id))
+                    .bind(Id(&a.run_id))
+                    .bind(a.customer_id.as_str())
+                    .bind(severity.as_str())
+                    .bind(audience.as_str())
+                    .bind(message.as_str())
+                    .bind(crate::workflow::status::AlertStatus::Open.as_str())
+                    .bind(now);
             }
-            q.execute(&mut *tx).await?;
         }
-        for chunk in offers.chunks(ROWS_PER_STATEMENT / 9) {
-            let sql = format!(
-                "insert into offer (code, action_key, workflow_id, run_id, customer_id, discount, value, \
-                 expires_at, created_at) values {}",
-                values(db, chunk.len(), 9)
-            );
-            let mut q = sqlx::query(&sql);
-            for a in chunk {
-                if let Effect::Offer { code, discount, value, expires_at } = &a.effect {
-                    q = q
-                        .bind(code)
-                        .bind(&a.action_key)
-                        .bind(Id(&a.workflow_id))
-                        .bind(Id(&a.run_id))
-                        .bind(&a.customer_id)
-                        .bind(discount)
-                        .bind(*value)
-                        .bind(*expires_at)
-                        .bind(now);
+    }
+    if !batch.redemptions.is_empty() {
+        // Their outcome is read: what went before is written first.
+        std::mem::replace(&mut then, Script::new(db)).run(tx).await?;
+        crate::with_tx!(tx, tx => {
+            for (code, by) in &batch.redemptions {
+                // The core decided; the guard only keeps a code from being
+                // redeemed twice in one group.
+                let sql = format!(
+                    "update offer set redeemed_at = $1, redeemed_by = $2 where code = $3 and redeemed_at is null \
+                     returning {}",
+                    super::offers::OFFER_COLUMNS
+                );
+                let redeemed: Option<super::offers::OfferRow> =
+                    sqlx::query_as(&sql).bind(now).bind(by).bind(code).fetch_optional(&mut *tx).await?;
+                if let Some(offer) = redeemed {
+                    tally.add_both(metric::OFFERS_REDEEMED, &offer.workflow_id, "", now);
+                    out.redeemed.push(offer.to_offer(now));
                 }
             }
-            q.execute(&mut *tx).await?;
+        });
+    }
+    let p = |i| super::param(db, i);
+    let fail = format!(
+        "update run set status = 'failed', wake_at = null, updated_at = {}, ended_at = {} where run_id = {}",
+        p(1),
+        p(2),
+        p(3)
+    );
+    for (run_id, why) in &batch.broken {
+        tracing::error!(run = %run_id, reason = %why, "A due run cannot advance; it is marked failed.");
+        then.statement(&fail).bind(now).bind(now).bind(Id(run_id));
+    }
+    for chunk in batch.events_done.chunks(ROWS_PER_STATEMENT) {
+        then.statement(&format!("delete from work_item where event_id in {}", values(db, 1, chunk.len())));
+        for event_id in chunk {
+            then.bind(Id(event_id));
         }
-        for chunk in alerts.chunks(ROWS_PER_STATEMENT / 10) {
-            let sql = format!(
-                "insert into alert (alert_id, action_key, workflow_id, run_id, customer_id, severity, \
-                 audience, message, status, created_at) values {}",
-                values(db, chunk.len(), 10)
-            );
-            let mut q = sqlx::query(&sql);
-            for a in chunk {
-                if let Effect::Alert { alert_id, severity, audience, message } = &a.effect {
-                    q = q
-                        .bind(Id(alert_id))
-                        .bind(&a.action_key)
-                        .bind(Id(&a.workflow_id))
-                        .bind(Id(&a.run_id))
-                        .bind(&a.customer_id)
-                        .bind(severity)
-                        .bind(audience)
-                        .bind(message)
-                        .bind(crate::workflow::status::AlertStatus::Open.as_str())
-                        .bind(now);
-                }
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for (code, by) in &batch.redemptions {
-            // The core decided; the guard only keeps a code from being
-            // redeemed twice in one group.
-            let sql = format!(
-                "update offer set redeemed_at = $1, redeemed_by = $2 where code = $3 and redeemed_at is null \
-                 returning {}",
-                super::offers::OFFER_COLUMNS
-            );
-            let redeemed: Option<super::offers::OfferRow> =
-                sqlx::query_as(&sql).bind(now).bind(by).bind(code).fetch_optional(&mut *tx).await?;
-            if let Some(offer) = redeemed {
-                tally.add_both(metric::OFFERS_REDEEMED, &offer.workflow_id, "", now);
-                out.redeemed.push(offer.to_offer(now));
-            }
-        }
-        for (run_id, why) in &batch.broken {
-            tracing::error!(run = %run_id, reason = %why, "A due run cannot advance; it is marked failed.");
-            sqlx::query(
-                "update run set status = 'failed', wake_at = null, updated_at = $1, ended_at = $1 where run_id = $2",
-            )
-            .bind(now)
-            .bind(Id(run_id))
-            .execute(&mut *tx)
-            .await?;
-        }
-        for chunk in batch.events_done.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!("delete from work_item where event_id in {}", values(db, 1, chunk.len()));
-            let mut q = sqlx::query(&sql);
-            for event_id in chunk {
-                q = q.bind(Id(event_id));
-            }
-            q.execute(&mut *tx).await?;
-        }
-        crate::write_tally!(tx, tally);
-        out.tally = tally;
-        Ok(out)
-    })
+    }
+    out.tally = tally;
+    out.tally.script(db, &mut then);
+    then.run(tx).await?;
+    Ok(out)
 }
 
 /// Bind parameters one statement takes at most (well under SQLite's 32,766
@@ -618,28 +628,47 @@ pub async fn lease_due_actions(db: &Db, now: i64, lease_until: i64, limit: i64) 
     with_pool!(db, p => sqlx::query_as(sql).bind(lease_until).bind(now).bind(limit).fetch_all(p).await)
 }
 
-/// Records an attempt: `done`, `failed`, or `pending` again at `next_attempt_at`.
-pub async fn finish_action(
-    db: &Db,
-    action_key: &str,
-    attempts: i64,
-    status: ActionStatus,
-    error: Option<&str>,
-    next_attempt_at: Option<i64>,
-) -> sqlx::Result<()> {
-    let sql = "update action set status = $1, attempts = $2, last_error = $3, next_attempt_at = $4, updated_at = $5 \
-               where action_key = $6";
-    crate::execute!(
-        db,
-        sqlx::query(sql)
-            .bind(status.as_str())
-            .bind(attempts)
-            .bind(error)
-            .bind(next_attempt_at)
-            .bind(now_ms())
-            .bind(action_key)
-    )?;
-    Ok(())
+/// One webhook attempt as the delivery worker reports it: the action
+/// `done`, `failed`, or `pending` again at `next_attempt_at`.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub action_key: String,
+    pub attempts: i64,
+    pub status: ActionStatus,
+    pub error: Option<String>,
+    pub next_attempt_at: Option<i64>,
+}
+
+/// Records `attempts` in their own transaction (the engine writes them with
+/// a group when it can: see `write`).
+pub async fn record_attempts(db: &Db, attempts: &[Attempt], now: i64) -> sqlx::Result<()> {
+    let mut tx = super::group::Tx::begin(db).await?;
+    let mut script = super::group::Script::new(db);
+    attempts_into(&mut script, db, attempts, now);
+    script.run(&mut tx).await?;
+    tx.commit().await
+}
+
+/// Adds the statements recording `attempts`, many to a statement.
+fn attempts_into<'q>(script: &mut super::group::Script<'q>, db: &Db, attempts: &'q [Attempt], now: i64) {
+    for chunk in attempts.chunks(ROWS_PER_STATEMENT / 6) {
+        // A VALUES list's columns are column1, column2, … on both backends.
+        script.statement(&format!(
+            "update action set status = v.column2, attempts = v.column3, last_error = v.column4, \
+             next_attempt_at = v.column5, updated_at = v.column6 from (values {}) as v \
+             where action.action_key = v.column1",
+            super::events::values(db, chunk.len(), 6)
+        ));
+        for a in chunk {
+            script
+                .bind(a.action_key.as_str())
+                .bind(a.status.as_str())
+                .bind(a.attempts)
+                .bind(a.error.as_deref())
+                .bind(a.next_attempt_at)
+                .bind(now);
+        }
+    }
 }
 
 /// When the next webhook attempt is due, if any.

@@ -65,6 +65,14 @@ impl Metrics {
         out.push_str("# HELP nudge_engine_groups_total Groups the engine committed (each one transaction).\n");
         out.push_str("# TYPE nudge_engine_groups_total counter\n");
         let _ = writeln!(out, "nudge_engine_groups_total {}", e.groups);
+        out.push_str(
+            "# HELP nudge_engine_groups_overlapped_total Groups evaluated while the group before them committed.\n",
+        );
+        out.push_str("# TYPE nudge_engine_groups_overlapped_total counter\n");
+        let _ = writeln!(out, "nudge_engine_groups_overlapped_total {}", e.overlapped);
+        out.push_str("# HELP nudge_engine_groups_reevaluated_total Groups evaluated again because the group before them did not commit as evaluated.\n");
+        out.push_str("# TYPE nudge_engine_groups_reevaluated_total counter\n");
+        let _ = writeln!(out, "nudge_engine_groups_reevaluated_total {}", e.reevaluated);
         out.push_str("# HELP nudge_engine_quarantined_events_total Events stored without evaluation, because evaluating them could not be committed.\n");
         out.push_str("# TYPE nudge_engine_quarantined_events_total counter\n");
         let _ = writeln!(out, "nudge_engine_quarantined_events_total {}", e.quarantined);
