@@ -306,7 +306,12 @@ impl Task {
                     Err(_) => break,
                 }
             }
-            if !group.is_empty() && group.iter().all(|j| matches!(j, Job::Ingest { .. } | Job::Record { .. })) {
+            // Overlapping a group with the commit before it pays when groups
+            // follow each other; a lone group commits at once, without the
+            // read that predicts its duplicates.
+            let busy = self.flight.is_some() || !jobs.is_empty();
+            let overlappable = group.iter().all(|j| matches!(j, Job::Ingest { .. } | Job::Record { .. }));
+            if busy && !group.is_empty() && overlappable {
                 let (mut ingest, mut records) = (Vec::new(), Vec::new());
                 for job in group {
                     match job {
