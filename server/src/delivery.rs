@@ -92,14 +92,19 @@ impl Delivery {
             }
             let now = this.clock.now();
             due_at = due_at.min(this.retry_at.swap(i64::MAX, Ordering::Relaxed));
+            if this.ctx.signals.due_now.swap(false, Ordering::Relaxed) {
+                due_at = i64::MIN;
+            }
             if now >= due_at {
                 match this.clone().round().await {
                     Ok(n) if n > 0 => continue,
                     Ok(_) => {}
                     Err(err) => tracing::error!(error = format!("{err:#}"), "Webhook delivery round failed."),
                 }
+                // At least a round a second, as a backstop for what falls due
+                // without a word to this loop.
                 due_at = match runs::next_attempt(&this.ctx.db).await {
-                    Ok(Some(at)) => at,
+                    Ok(Some(at)) => at.min(now + 1000),
                     _ => now + 1000,
                 };
             }

@@ -48,6 +48,9 @@ pub struct Signals {
     pub deliveries: tokio::sync::Notify,
     /// New webhook actions handed to this process's delivery worker.
     pub handover: Handover,
+    /// Set when actions fell due outside the engine (an editor's retry): the
+    /// delivery worker leases at once rather than at its next round.
+    pub due_now: std::sync::atomic::AtomicBool,
     /// Bumped when a workflow is published, paused, resumed or archived.
     pub workflows: AtomicU64,
     /// The writers of one SQLite file (the engine's group commit, the
@@ -65,6 +68,12 @@ impl Signals {
             Db::Sqlite(_) => Some(self.write_turn.lock().await),
             Db::Postgres(_) => None,
         }
+    }
+
+    /// Tells the delivery worker that actions are due now.
+    pub fn deliveries_due(&self) {
+        self.due_now.store(true, Ordering::Relaxed);
+        self.deliveries.notify_one();
     }
 
     /// Tells the engine to reload the published versions before its next group.

@@ -159,7 +159,7 @@ pub async fn retry_action(ctx: &Ctx, actor: &Actor, action_key: &str, now: i64) 
         let latest = store::runs::action(&ctx.db, action_key).await?.map_or(ActionStatus::Failed, |r| r.status());
         return Err(refused(latest));
     }
-    ctx.signals.deliveries.notify_one();
+    ctx.signals.deliveries_due();
     tracing::info!(action = %action_key, by = %actor.me().name, "Failed webhook queued again.");
     announce(ctx, &row.run_id).await?;
     let retried = store::runs::action(&ctx.db, action_key).await?.ok_or(AppError::Internal)?;
