@@ -117,14 +117,17 @@ async fn serve(config: Config, ctx: Ctx) -> anyhow::Result<()> {
 
     // The engine's writer leaves the WAL to this: checkpoints on a connection
     // of their own, off the path of every group's commit.
-    let checkpoint_db = ctx.db.clone();
+    // Past 16,384 pages (64 MiB) it asks the engine to restart the WAL.
+    let (checkpoint_db, signals) = (ctx.db.clone(), ctx.signals.clone());
     let checkpoint = tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_millis(250));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            if let Err(err) = checkpoint_db.checkpoint().await {
-                tracing::warn!(error = %err, "Checkpointing the WAL failed.");
+            match checkpoint_db.checkpoint().await {
+                Ok(pages) if pages > 16_384 => signals.wal_long.store(true, std::sync::atomic::Ordering::Relaxed),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "Checkpointing the WAL failed."),
             }
         }
     });

@@ -48,6 +48,9 @@ pub struct Signals {
     pub deliveries: tokio::sync::Notify,
     /// New webhook actions handed to this process's delivery worker.
     pub handover: Handover,
+    /// Set by the checkpointer when the WAL has grown long: the engine
+    /// restarts it between two groups (`Db::restart_wal`).
+    pub wal_long: std::sync::atomic::AtomicBool,
     /// Set when actions fell due outside the engine (an editor's retry): the
     /// delivery worker leases at once rather than at its next round.
     pub due_now: std::sync::atomic::AtomicBool,
@@ -284,6 +287,9 @@ impl Task {
     async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         self.catch_up().await;
         loop {
+            if self.parts.signals.wal_long.swap(false, Ordering::Relaxed) {
+                self.restart_wal().await;
+            }
             let wait = self.wait().await;
             let first = tokio::select! {
                 biased;
@@ -526,6 +532,18 @@ impl Task {
                 let _ = reply.send(outcome);
             }
         }
+    }
+
+    /// Restarts the WAL from its beginning, with no commit under way.
+    async fn restart_wal(&mut self) {
+        self.drain().await;
+        let turn = self.parts.signals.write_turn(&self.parts.db).await;
+        let started = Instant::now();
+        match self.parts.db.restart_wal().await {
+            Ok(()) => tracing::debug!(ms = started.elapsed().as_millis() as u64, "WAL restarted."),
+            Err(err) => tracing::warn!(error = %err, "Restarting the WAL failed; it is tried again when it grows."),
+        }
+        drop(turn);
     }
 
     /// Lands the flight, if one is under way.
