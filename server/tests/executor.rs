@@ -301,6 +301,19 @@ async fn flaky_receiver() -> (String, Arc<std::sync::Mutex<Vec<(String, String)>
     (format!("http://{addr}/remind"), seen)
 }
 
+/// Publishes the abandoned-cart template with its reminder webhook pointed at `url`.
+async fn publish_cart_reminder_to(ctx: &Ctx, url: &str) {
+    let mut w = app::workflow::templates::abandoned_cart();
+    for n in &mut w.nodes {
+        if let app::workflow::NodeKind::Webhook { url: u, .. } = &mut n.kind {
+            *u = url.to_string();
+        }
+    }
+    let input = NewWorkflow { definition: Some(w), ..Default::default() };
+    let created = service::workflows::create(ctx, &Actor::system(), input).await.unwrap();
+    service::workflows::publish(ctx, &Actor::system(), &created.summary.workflow_id).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_webhook_is_retried_with_backoff_and_the_same_idempotency_key_until_it_succeeds() {
     use server::delivery::{Delivery, DeliveryConfig};
@@ -313,15 +326,7 @@ async fn a_webhook_is_retried_with_backoff_and_the_same_idempotency_key_until_it
         let (url, seen) = flaky_receiver().await;
 
         // The abandoned-cart template, its reminder pointed at the receiver.
-        let mut w = app::workflow::templates::abandoned_cart();
-        for n in &mut w.nodes {
-            if let app::workflow::NodeKind::Webhook { url: u, .. } = &mut n.kind {
-                *u = url.clone();
-            }
-        }
-        let input = NewWorkflow { definition: Some(w), ..Default::default() };
-        let created = service::workflows::create(&ctx, &Actor::system(), input).await.unwrap();
-        service::workflows::publish(&ctx, &Actor::system(), &created.summary.workflow_id).await.unwrap();
+        publish_cart_reminder_to(&ctx, &url).await;
 
         let body = json!({ "id": "e1", "type": "cart_updated", "customer": { "id": "cy", "email": "c@y.io" }, "cart": { "id": "c9", "value": 20 } });
         assert_eq!(send(&app, hook("shop", &secret, &body.to_string())).await.status, StatusCode::ACCEPTED);
@@ -375,15 +380,7 @@ async fn the_running_worker_is_handed_new_webhooks_and_its_attempts_are_recorded
         let app = router(&ctx);
         let secret = source(&ctx).await;
         let (url, seen) = flaky_receiver().await;
-        let mut w = app::workflow::templates::abandoned_cart();
-        for n in &mut w.nodes {
-            if let app::workflow::NodeKind::Webhook { url: u, .. } = &mut n.kind {
-                *u = url.clone();
-            }
-        }
-        let input = NewWorkflow { definition: Some(w), ..Default::default() };
-        let created = service::workflows::create(&ctx, &Actor::system(), input).await.unwrap();
-        service::workflows::publish(&ctx, &Actor::system(), &created.summary.workflow_id).await.unwrap();
+        publish_cart_reminder_to(&ctx, &url).await;
         let config = DeliveryConfig { base_delay: std::time::Duration::from_secs(2), ..Default::default() };
         let worker = Delivery::new(ctx.clone(), clock.clone(), config).unwrap().spawn();
 

@@ -590,13 +590,7 @@ impl Task {
                 return self.ingest_flat(writes, replies, now).await;
             }
         };
-        let events: Vec<&NewEvent> = writes
-            .iter()
-            .filter_map(|w| match w {
-                Write::Event(e) => Some(e),
-                Write::DeadLetter(_) => None,
-            })
-            .collect();
+        let events = events_of(&writes);
         let view = self.flight.as_ref().map(|f| &f.view);
         let loaded = self.evaluator.load(&self.parts.reads, &mut self.hot, &events, now, Vec::new(), false, view).await;
         let loaded = match loaded {
@@ -860,13 +854,7 @@ impl Task {
         queued: Vec<store::events::EventRow>,
     ) -> Result<Vec<Written>, (anyhow::Error, Vec<Write>)> {
         let started = Instant::now();
-        let events: Vec<&NewEvent> = writes
-            .iter()
-            .filter_map(|w| match w {
-                Write::Event(e) => Some(e),
-                Write::DeadLetter(_) => None,
-            })
-            .collect();
+        let events = events_of(&writes);
         let timers = match self.next_due {
             Some(Some(due)) => due <= now,
             Some(None) => false,
@@ -1078,6 +1066,17 @@ impl Task {
         announce_work(live, batch, &evaluated.waiting_for, committed);
         live.count(committed.tally.totals());
     }
+}
+
+/// The events among a group's writes.
+fn events_of(writes: &[Write]) -> Vec<&NewEvent> {
+    writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Event(e) => Some(e),
+            Write::DeadLetter(_) => None,
+        })
+        .collect()
 }
 
 /// A group's writes in one list, and each job's reply with its count of them.
